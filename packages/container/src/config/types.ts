@@ -1,0 +1,80 @@
+/**
+ * The validated, frozen container configuration. YAML keys map 1:1 onto these fields
+ * (camelCase). Defaults live in `schema.ts` (the single source of defaults); by the time a
+ * `ContainerConfig` exists every optional field with a default has been filled in.
+ */
+
+export type ListenerProtocol = 'uwsgi' | 'http';
+
+export interface ListenerConfig {
+  /** `uwsgi` (nginx `uwsgi_pass`, Apache mod_proxy_uwsgi, lighttpd, uWSGI router) or plain `http`. */
+  readonly protocol: ListenerProtocol;
+  /**
+   * `host:port` (TCP; `[::1]:port` for IPv6; port 0 = ephemeral) or a unix socket path
+   * (absolute after loading: relative paths are resolved against the config file's directory).
+   */
+  readonly address: string;
+  /** Unix socket file mode, octal string such as `"0660"` (default `"0660"`). Ignored for TCP. */
+  readonly mode: string;
+  /** listen(2) backlog (uWSGI `listen`); default 1024, clamped by the kernel's somaxconn. */
+  readonly backlog: number;
+}
+
+export type AppKind = 'auto' | 'node' | 'fetch';
+
+export interface MountConfig {
+  /** URL prefix, starts with `/`; one trailing slash is ignored; `/` is the catch-all. */
+  readonly path: string;
+  /** App module path, absolute after loading (relative paths resolve against the config dir). */
+  readonly app: string;
+  /** Named export to use instead of discovery (default: discovery, see app/loader.ts). */
+  readonly export?: string;
+  /** Force the handler kind; `auto` (default) discovers it from the module's exports. */
+  readonly kind: AppKind;
+  /**
+   * For fetch handlers: `full` (default) gives `request.url` the full external URL including the
+   * mount prefix; `relative` strips the prefix (like `req.url` for Node handlers).
+   */
+  readonly fetchUrl: 'full' | 'relative';
+}
+
+export interface LimitsConfig {
+  /** Largest uwsgi vars block accepted (uWSGI `buffer-size`); default 65535 (the protocol maximum). */
+  readonly bufferSize: number;
+  /** Largest number of vars in one packet; default 1000. */
+  readonly maxVars: number;
+  /** Largest request body in bytes; larger CONTENT_LENGTH gets 413 before the body is read. Default 104857600 (100 MiB). */
+  readonly maxBodySize: number;
+  /** Total deadline for receiving the request head (uwsgi header + vars, or HTTP head) in ms; default 10000. */
+  readonly headerTimeoutMs: number;
+  /** Total deadline for receiving the declared request body in ms; default 60000. */
+  readonly bodyTimeoutMs: number;
+  /** Per-request deadline in ms: 504 if no response headers were sent by then, else the connection is closed. 0 = off. Default 60000. */
+  readonly requestTimeoutMs: number;
+  /** Most open client connections across all listeners; further accepts are closed at once. Default 10000. */
+  readonly maxConnections: number;
+}
+
+export interface LogConfig {
+  /** One JSON line per request. Default true. */
+  readonly access: boolean;
+  /** `auto` (default): pretty on a TTY, JSON lines otherwise. */
+  readonly format: 'auto' | 'json' | 'pretty';
+  /** pino level; default `info`. */
+  readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export type TransportKind = 'auto' | 'fast' | 'net';
+
+export interface ContainerConfig {
+  /** Absolute path of the file the config was read from, or undefined for in-memory configs. */
+  readonly file?: string;
+  readonly listeners: readonly ListenerConfig[];
+  readonly mounts: readonly MountConfig[];
+  readonly limits: LimitsConfig;
+  readonly log: LogConfig;
+  /** uwsgi listener implementation: `auto` (default) prefers `fast` when available, else `net`. */
+  readonly transport: TransportKind;
+  /** Grace period for in-flight requests on stop, ms; default 30000 (uWSGI `reload-mercy`). */
+  readonly shutdownTimeoutMs: number;
+}
