@@ -1,0 +1,411 @@
+/**
+ * The vars block (PROTOCOL.md section 1): `{ u16le key_len | key | u16le val_len | value }*`
+ * until datasize is consumed, with no count, terminator or padding. Also the array form
+ * (`{ u16le len | bytes }*`) that RPC and the cache use.
+ */
+
+import {
+  decodeLatin1,
+  decodeUtf8Strict,
+  encodeUtf8Strict,
+  isAscii,
+  writeLatin1,
+  writeU16LE,
+} from './bytes.ts';
+import { DEFAULT_MAX_VARS, MAX_DATASIZE } from './constants.ts';
+import { UwsgiError } from './errors.ts';
+
+/**
+ * How var bytes map to strings. `latin1` (default): one char per byte, lossless, like node:http
+ * header strings; `utf8`: strict UTF-8 (invalid bytes are an error, never U+FFFD).
+ */
+export type VarsEncoding = 'latin1' | 'utf8';
+
+/** Decoded vars: ordered, byte-exact pairs; duplicate keys are kept in order. */
+export type UwsgiVars = ReadonlyArray<readonly [name: string, value: string]>;
+
+/** Vars to encode: ordered pairs (duplicates allowed) or a record (its own enumerable keys). */
+export type VarsInput = Iterable<readonly [string, string]> | Readonly<Record<string, string>>;
+
+/** Options of `encodeVars` and `encodeArray`. */
+export interface EncodeVarsOptions {
+  /** Default `'latin1'`: a char above U+00FF is then an error. */
+  readonly encoding?: VarsEncoding;
+}
+
+/** Options of `decodeVars`. */
+export interface DecodeVarsOptions {
+  /** Most pairs accepted. Default `DEFAULT_MAX_VARS` (1000). */
+  readonly maxVars?: number;
+  /** Default `'latin1'`. */
+  readonly encoding?: VarsEncoding;
+}
+
+export function checkEncoding(encoding: unknown): boolean {
+  if (encoding === undefined || encoding === 'latin1') return false;
+  if (encoding === 'utf8') return true;
+  throw new UwsgiError(
+    'UWSGI_ERR_ARG_INVALID',
+    `encoding must be 'latin1' or 'utf8', got ${String(encoding)}`,
+  );
+}
+
+function malformed(message: string, offset: number): UwsgiError {
+  return new UwsgiError('UWSGI_ERR_VARS_MALFORMED', message, { offset });
+}
+
+/** Decodes `bytes[from, to)` as strict UTF-8; `offset` places the error in the stream. */
+function utf8At(bytes: Uint8Array, from: number, to: number, offset: number): string {
+  const s = decodeUtf8Strict(bytes.subarray(from, to));
+  if (s === undefined) {
+    throw new UwsgiError(
+      'UWSGI_ERR_VARS_ENCODING',
+      `bytes at offset ${offset} are not valid UTF-8 (encoding 'utf8')`,
+      { offset },
+    );
+  }
+  return s;
+}
+
+const UTF8_LOOSE = new TextDecoder('utf-8', { ignoreBOM: true });
+/** Copy of a block with its length fields zeroed (see `maskedText`); reused, decoding is sync. */
+let scratch = new Uint8Array(4096);
+
+/**
+ * `text` is the UTF-8 decode of `n` bytes. It equals their latin1 view exactly when all bytes
+ * were ASCII: a byte >= 0x80 either joins a multi-byte sequence (the string gets shorter) or
+ * becomes U+FFFD.
+ */
+function isAsciiText(text: string, n: number): boolean {
+  return text.length === n && text.indexOf('\uFFFD') === -1;
+}
+
+/** The structural error of the var starting at `p`, if any (shared by the decode loops). */
+function varError(
+  bytes: Uint8Array,
+  p: number,
+  end: number,
+  maxVars: number,
+  count: number,
+  shift: number,
+): UwsgiError | undefined {
+  // A var needs at least 5 bytes: key length, a 1-byte key, value length.
+  if (end - p < 2) return malformed(`${end - p} stray byte after the last var`, p + shift);
+  const keyLength = bytes[p]! | (bytes[p + 1]! << 8);
+  if (keyLength === 0) return malformed('zero-length key', p + shift);
+  const keyStart = p + 2;
+  if (keyLength > end - keyStart) {
+    return malformed(
+      `key length ${keyLength} overruns the block (${end - keyStart} left)`,
+      p + shift,
+    );
+  }
+  const keyEnd = keyStart + keyLength;
+  if (end - keyEnd < 2) return malformed('key without a value length', keyEnd + shift);
+  const valueLength = bytes[keyEnd]! | (bytes[keyEnd + 1]! << 8);
+  const valueStart = keyEnd + 2;
+  if (valueLength > end - valueStart) {
+    return malformed(
+      `value length ${valueLength} overruns the block (${end - valueStart} left)`,
+      keyEnd + shift,
+    );
+  }
+  if (count >= maxVars) {
+    return new UwsgiError('UWSGI_ERR_VARS_TOO_MANY', `more than ${maxVars} vars (maxVars)`, {
+      offset: p + shift,
+    });
+  }
+  return undefined;
+}
+
+/**
+ * Validates the block and returns the number of vars; throws the first structural error.
+ * The checks live in `varError` so that the hot loops share them.
+ */
+function countVars(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  maxVars: number,
+  shift: number,
+): number {
+  let p = start;
+  let count = 0;
+  while (p < end) {
+    const err = varError(bytes, p, end, maxVars, count, shift);
+    if (err !== undefined) throw err;
+    const keyEnd = p + 2 + (bytes[p]! | (bytes[p + 1]! << 8));
+    p = keyEnd + 2 + (bytes[keyEnd]! | (bytes[keyEnd + 1]! << 8));
+    count++;
+  }
+  return count;
+}
+
+/**
+ * The latin1 view of a valid block whose first decode was not pure ASCII, with arbitrary chars
+ * where the length fields are (never read). Content is nearly always ASCII while length fields
+ * of 128 and more are not; zeroing them in a copy keeps the engine's ASCII fast path.
+ */
+function maskedText(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  count: number,
+): { text: string; ascii: boolean } {
+  const n = end - start;
+  if (scratch.length < n) scratch = new Uint8Array(Math.max(n, 2 * scratch.length));
+  scratch.set(bytes.subarray(start, end));
+  let p = 0;
+  for (let i = 0; i < 2 * count; i++) {
+    const length = scratch[p]! | (scratch[p + 1]! << 8);
+    scratch[p] = 0;
+    scratch[p + 1] = 0;
+    p += 2 + length;
+  }
+  const view = scratch.subarray(0, n);
+  const text = UTF8_LOOSE.decode(view);
+  if (isAsciiText(text, n)) return { text, ascii: true };
+  return { text: decodeLatin1(view), ascii: false };
+}
+
+/**
+ * Decodes the vars block `bytes[start, end)`. Error offsets are `streamOffset` plus the
+ * position within the block. Internal: `decodeVars` and the decoder call it.
+ *
+ * One native decode of the whole block, then `slice()` per field: a decode per string costs
+ * several times more. In utf8 mode non-ASCII fields are decoded on their own.
+ */
+export function decodeVarsRange(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  maxVars: number,
+  utf8: boolean,
+  streamOffset: number,
+): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  if (start === end) return out;
+  const shift = streamOffset - start;
+  const n = end - start;
+  let whole = UTF8_LOOSE.decode(bytes.subarray(start, end));
+  if (isAsciiText(whole, n)) {
+    // Fast path: the whole block is ASCII; validate while slicing.
+    let p = start;
+    while (p < end) {
+      const keyLength = bytes[p]! | (bytes[p + 1]! << 8);
+      const keyEnd = p + 2 + keyLength;
+      const valueLength = keyEnd + 1 < end ? bytes[keyEnd]! | (bytes[keyEnd + 1]! << 8) : -1;
+      const valueEnd = keyEnd + 2 + valueLength;
+      if (keyLength === 0 || valueLength < 0 || valueEnd > end || out.length >= maxVars) {
+        throw varError(bytes, p, end, maxVars, out.length, shift)!;
+      }
+      out.push([
+        whole.slice(p + 2 - start, keyEnd - start),
+        whole.slice(keyEnd + 2 - start, valueEnd - start),
+      ]);
+      p = valueEnd;
+    }
+    return out;
+  }
+  const count = countVars(bytes, start, end, maxVars, shift);
+  const masked = maskedText(bytes, start, end, count);
+  whole = masked.text;
+  const sliceOnly = !utf8 || masked.ascii;
+  let p = start;
+  while (p < end) {
+    const keyStart = p + 2;
+    const keyEnd = keyStart + (bytes[p]! | (bytes[p + 1]! << 8));
+    const valueStart = keyEnd + 2;
+    const valueEnd = valueStart + (bytes[keyEnd]! | (bytes[keyEnd + 1]! << 8));
+    if (sliceOnly) {
+      out.push([
+        whole.slice(keyStart - start, keyEnd - start),
+        whole.slice(valueStart - start, valueEnd - start),
+      ]);
+    } else {
+      out.push([
+        isAscii(bytes, keyStart, keyEnd)
+          ? whole.slice(keyStart - start, keyEnd - start)
+          : utf8At(bytes, keyStart, keyEnd, keyStart + shift),
+        isAscii(bytes, valueStart, valueEnd)
+          ? whole.slice(valueStart - start, valueEnd - start)
+          : utf8At(bytes, valueStart, valueEnd, valueStart + shift),
+      ]);
+    }
+    p = valueEnd;
+  }
+  return out;
+}
+
+export function checkLimit(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+    throw new UwsgiError(
+      'UWSGI_ERR_ARG_INVALID',
+      `${name} must be a non-negative integer, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Decodes a vars block (the bytes after the header; not the header itself).
+ *
+ * @throws {UwsgiError} `UWSGI_ERR_VARS_MALFORMED` (zero-length key, key or value overrunning the
+ * block, trailing bytes), `UWSGI_ERR_VARS_TOO_MANY`, `UWSGI_ERR_VARS_ENCODING` (utf8 only),
+ * `UWSGI_ERR_ARG_INVALID` (options). `offset` is relative to the start of `block`.
+ */
+export function decodeVars(
+  block: Uint8Array,
+  options: DecodeVarsOptions = {},
+): Array<[string, string]> {
+  const maxVars = checkLimit('maxVars', options.maxVars, DEFAULT_MAX_VARS);
+  return decodeVarsRange(block, 0, block.length, maxVars, checkEncoding(options.encoding), 0);
+}
+
+function isIterable(value: object): value is Iterable<unknown> {
+  return typeof (value as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function';
+}
+
+function argInvalid(message: string): UwsgiError {
+  return new UwsgiError('UWSGI_ERR_ARG_INVALID', message);
+}
+
+/** Validates and snapshots the pairs (an iterable may be single-use). */
+function collectPairs(vars: VarsInput): Array<readonly [string, string]> {
+  if (vars === null || typeof vars !== 'object') throw argInvalid('vars must be pairs or a record');
+  const pairs: Array<readonly [string, string]> = [];
+  const source: Iterable<unknown> = isIterable(vars) ? vars : Object.entries(vars);
+  for (const pair of source) {
+    if (!Array.isArray(pair) || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
+      throw argInvalid('each var must be a [string, string] pair');
+    }
+    if (pair[0].length === 0)
+      throw argInvalid('a var name cannot be empty (uWSGI drops the packet)');
+    pairs.push(pair as unknown as readonly [string, string]);
+  }
+  return pairs;
+}
+
+function tooLong(what: string, length: number): UwsgiError {
+  return argInvalid(`${what} is ${length} bytes; a u16 length allows at most ${MAX_DATASIZE}`);
+}
+
+function notLatin1(s: string, index: number): UwsgiError {
+  return argInvalid(
+    `char U+${s.charCodeAt(index).toString(16).padStart(4, '0')} at index ${index} of ${JSON.stringify(s.slice(0, 40))} is not latin1; use encoding 'utf8'`,
+  );
+}
+
+function utf8Bytes(s: string): Uint8Array {
+  const b = encodeUtf8Strict(s);
+  if (b === undefined) throw argInvalid(`${JSON.stringify(s.slice(0, 40))} holds a lone surrogate`);
+  return b;
+}
+
+/**
+ * Encodes items, each as `u16le length | bytes`, into a new buffer with `room` leading bytes
+ * left for a header. `items` alternate key, value for the vars form.
+ */
+function encodeItems(items: readonly string[], utf8: boolean, room: number): Uint8Array {
+  if (!utf8) {
+    let size = 0;
+    for (const s of items) {
+      if (s.length > MAX_DATASIZE) throw tooLong('a field', s.length);
+      size += 2 + s.length;
+    }
+    if (size > MAX_DATASIZE) throw tooLong('the block', size);
+    const out = new Uint8Array(room + size);
+    let p = room;
+    for (const s of items) {
+      writeU16LE(out, p, s.length);
+      const bad = writeLatin1(s, out, p + 2);
+      if (bad !== -1) throw notLatin1(s, bad);
+      p += 2 + s.length;
+    }
+    return out;
+  }
+  const encoded: Uint8Array[] = [];
+  let size = 0;
+  for (let i = 0; i < items.length; i++) {
+    const b = utf8Bytes(items[i]!);
+    if (b.length > MAX_DATASIZE) throw tooLong('a field', b.length);
+    encoded.push(b);
+    size += 2 + b.length;
+  }
+  if (size > MAX_DATASIZE) throw tooLong('the block', size);
+  const out = new Uint8Array(room + size);
+  let p = room;
+  for (const b of encoded) {
+    writeU16LE(out, p, b.length);
+    out.set(b, p + 2);
+    p += 2 + b.length;
+  }
+  return out;
+}
+
+/** Internal: the vars block behind `room` spare leading bytes. */
+export function encodeVarsWithRoom(
+  vars: VarsInput,
+  options: EncodeVarsOptions,
+  room: number,
+): Uint8Array {
+  const utf8 = checkEncoding(options.encoding);
+  const items: string[] = [];
+  for (const [k, v] of collectPairs(vars)) items.push(k, v);
+  return encodeItems(items, utf8, room);
+}
+
+/**
+ * Encodes vars into a block (no header). Pairs keep their order; duplicates are written as given.
+ *
+ * @throws {UwsgiError} `UWSGI_ERR_ARG_INVALID`: empty name, a field or the block over 65535 bytes,
+ * a char above U+00FF in latin1 mode, a lone surrogate in utf8 mode, a non-string.
+ */
+export function encodeVars(vars: VarsInput, options: EncodeVarsOptions = {}): Uint8Array {
+  return encodeVarsWithRoom(vars, options, 0);
+}
+
+/**
+ * Encodes the array form (`u16le len | bytes` per item, no keys), the payload of RPC (modifier1
+ * 173) requests: `encodeArray(['hello', 'world'])` -> `05 00 hello 05 00 world`.
+ *
+ * @throws {UwsgiError} `UWSGI_ERR_ARG_INVALID` as `encodeVars`.
+ */
+export function encodeArray(items: Iterable<string>, options: EncodeVarsOptions = {}): Uint8Array {
+  const utf8 = checkEncoding(options.encoding);
+  const list: string[] = [];
+  for (const item of items) {
+    if (typeof item !== 'string') throw argInvalid('array items must be strings');
+    list.push(item);
+  }
+  return encodeItems(list, utf8, 0);
+}
+
+/**
+ * Decodes the array form. Empty items are allowed.
+ *
+ * @throws {UwsgiError} `UWSGI_ERR_VARS_MALFORMED` (an item overruns the block, a stray byte),
+ * `UWSGI_ERR_VARS_ENCODING` (utf8 only).
+ */
+export function decodeArray(block: Uint8Array, options: EncodeVarsOptions = {}): string[] {
+  const utf8 = checkEncoding(options.encoding);
+  const out: string[] = [];
+  const end = block.length;
+  const whole = decodeLatin1(block);
+  let p = 0;
+  while (p < end) {
+    if (end - p < 2) throw malformed(`${end - p} stray byte after the last item`, p);
+    const length = block[p]! | (block[p + 1]! << 8);
+    if (length > end - p - 2) {
+      throw malformed(`item length ${length} overruns the block (${end - p - 2} left)`, p);
+    }
+    const from = p + 2;
+    const to = from + length;
+    out.push(
+      !utf8 || isAscii(block, from, to) ? whole.slice(from, to) : utf8At(block, from, to, from),
+    );
+    p += 2 + length;
+  }
+  return out;
+}
