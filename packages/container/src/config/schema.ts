@@ -1,0 +1,243 @@
+/**
+ * JSON Schema (draft-07) of the YAML config file: the single source of defaults. `load.ts`
+ * compiles it once with ajv `useDefaults`, so every `default` below is what a `ContainerConfig`
+ * holds when the key is absent; the comments in `types.ts` repeat these values and a test keeps
+ * them in step. `schema.json` at the package root is generated from this object
+ * (`node scripts/write-schema.mjs` after `tsc -b`) for editors and `uwsgi-ts schema`.
+ *
+ * Every object is closed (`additionalProperties: false`): uWSGI silently turns unknown options
+ * into placeholders (its ThingsToKnow page); here a typo is an error with a did-you-mean.
+ */
+
+/** Largest delay setTimeout() honours; larger values fire at once (Node clamps them to 1 ms). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+export const configSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'urn:uwsgi-ts:container-config',
+  title: 'uwsgi-ts container config',
+  description:
+    'One container: the sockets it listens on and the Node.js apps it serves under URL prefixes. Keys are camelCase and map 1:1 onto ContainerConfig.',
+  type: 'object',
+  additionalProperties: false,
+  required: ['listeners', 'mounts'],
+  properties: {
+    listeners: {
+      title: 'Listeners',
+      description:
+        'Sockets to accept connections on; at least one. None is implied: listening on a non-loopback TCP address (0.0.0.0:3031, [::]:3031) happens only when written here.',
+      type: 'array',
+      minItems: 1,
+      items: {
+        title: 'Listener',
+        type: 'object',
+        additionalProperties: false,
+        required: ['protocol', 'address'],
+        properties: {
+          protocol: {
+            title: 'Protocol',
+            description:
+              'uwsgi for nginx uwsgi_pass, Apache mod_proxy_uwsgi, lighttpd and the uWSGI router; http for plain HTTP/1.1.',
+            type: 'string',
+            enum: ['uwsgi', 'http'],
+          },
+          address: {
+            title: 'Address',
+            description:
+              'host:port for TCP (IPv6 as [::1]:port; port 0 picks a free port) or a unix socket path; a relative path resolves against the directory of the config file.',
+            type: 'string',
+            minLength: 1,
+          },
+          mode: {
+            title: 'Socket file mode',
+            description:
+              'Permissions of a unix socket file as an octal string (quote it: unquoted 0660 is the YAML number 660). Unix sockets only.',
+            type: 'string',
+            pattern: '^0?[0-7]{3}$',
+            default: '0660',
+          },
+          backlog: {
+            title: 'Listen backlog',
+            description:
+              'listen(2) backlog (uWSGI listen); the kernel clamps it to net.core.somaxconn.',
+            type: 'integer',
+            minimum: 1,
+            maximum: 65535,
+            default: 1024,
+          },
+        },
+      },
+    },
+    mounts: {
+      title: 'Mounts',
+      description:
+        'Apps and the URL prefixes they serve; at least one. The longest prefix that ends on a path segment boundary wins; no match is 404 unless a / mount exists.',
+      type: 'array',
+      minItems: 1,
+      items: {
+        title: 'Mount',
+        type: 'object',
+        additionalProperties: false,
+        required: ['path', 'app'],
+        properties: {
+          path: {
+            title: 'URL prefix',
+            description:
+              'Starts with /; one trailing slash is ignored; / is the catch-all. Becomes the app request baseUrl (SCRIPT_NAME).',
+            type: 'string',
+            pattern: '^/',
+          },
+          app: {
+            title: 'App module',
+            description:
+              'Path of the module exporting the app (.mjs, .cjs, .js); a relative path resolves against the directory of the config file.',
+            type: 'string',
+            minLength: 1,
+          },
+          export: {
+            title: 'Export name',
+            description:
+              'Named export holding the handler; when absent the loader discovers it (default export, then well-known names).',
+            type: 'string',
+            minLength: 1,
+          },
+          kind: {
+            title: 'Handler kind',
+            description:
+              'node: (req, res) handler or server; fetch: (Request) => Response; auto: decided from the module exports.',
+            type: 'string',
+            enum: ['auto', 'node', 'fetch'],
+            default: 'auto',
+          },
+          fetchUrl: {
+            title: 'Fetch request URL',
+            description:
+              'For fetch handlers: full gives request.url the external URL including the mount prefix; relative strips the prefix as req.url does for Node handlers.',
+            type: 'string',
+            enum: ['full', 'relative'],
+            default: 'full',
+          },
+        },
+      },
+    },
+    limits: {
+      title: 'Limits',
+      description: 'Per-request and per-container bounds, each checked before the bytes are read.',
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        bufferSize: {
+          title: 'Vars block size',
+          description:
+            'Largest uwsgi vars block accepted, in bytes (uWSGI buffer-size, whose 4096 default rejects real traffic with cookies). 65535 is the protocol maximum.',
+          type: 'integer',
+          minimum: 1,
+          maximum: 65535,
+          default: 65535,
+        },
+        maxVars: {
+          title: 'Vars per packet',
+          description: 'Largest number of vars in one uwsgi packet.',
+          type: 'integer',
+          minimum: 1,
+          maximum: 65535,
+          default: 1000,
+        },
+        maxBodySize: {
+          title: 'Request body size',
+          description:
+            'Largest request body in bytes; a larger CONTENT_LENGTH gets 413 before any body byte is read.',
+          type: 'integer',
+          minimum: 0,
+          maximum: Number.MAX_SAFE_INTEGER,
+          default: 104857600,
+        },
+        headerTimeoutMs: {
+          title: 'Head deadline (ms)',
+          description:
+            'Total time allowed to receive the request head (uwsgi header and vars, or the HTTP head).',
+          type: 'integer',
+          minimum: 1,
+          maximum: MAX_TIMER_MS,
+          default: 10000,
+        },
+        bodyTimeoutMs: {
+          title: 'Body deadline (ms)',
+          description: 'Total time allowed to receive the declared request body.',
+          type: 'integer',
+          minimum: 1,
+          maximum: MAX_TIMER_MS,
+          default: 60000,
+        },
+        requestTimeoutMs: {
+          title: 'Request deadline (ms)',
+          description:
+            'Time for the app to send response headers: 504 when it has not, else the connection is closed. 0 turns it off.',
+          type: 'integer',
+          minimum: 0,
+          maximum: MAX_TIMER_MS,
+          default: 60000,
+        },
+        maxConnections: {
+          title: 'Open connections',
+          description:
+            'Most open client connections across all listeners; further accepts are closed at once.',
+          type: 'integer',
+          minimum: 1,
+          maximum: 1048576,
+          default: 10000,
+        },
+      },
+    },
+    log: {
+      title: 'Logging',
+      description: 'pino logs on stdout.',
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        access: {
+          title: 'Access log',
+          description: 'One record per request (msg "request").',
+          type: 'boolean',
+          default: true,
+        },
+        format: {
+          title: 'Log format',
+          description:
+            'json: JSON lines; pretty: human-readable; auto: pretty on a TTY, JSON otherwise.',
+          type: 'string',
+          enum: ['auto', 'json', 'pretty'],
+          default: 'auto',
+        },
+        level: {
+          title: 'Log level',
+          description: 'Least severe pino level written.',
+          type: 'string',
+          enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+          default: 'info',
+        },
+      },
+    },
+    transport: {
+      title: 'uwsgi transport',
+      description:
+        'Implementation of uwsgi listeners: fast (Node stream handles directly), net (node:net only), auto (fast when this Node supports it, else net).',
+      type: 'string',
+      enum: ['auto', 'fast', 'net'],
+      default: 'auto',
+    },
+    shutdownTimeoutMs: {
+      title: 'Shutdown grace (ms)',
+      description:
+        'On stop (SIGTERM, SIGINT), time allowed for in-flight requests to finish before their connections are closed (uWSGI reload-mercy).',
+      type: 'integer',
+      minimum: 0,
+      maximum: MAX_TIMER_MS,
+      default: 30000,
+    },
+  },
+} as const;
+
+export type ConfigSchema = typeof configSchema;
