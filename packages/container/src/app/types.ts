@@ -1,0 +1,47 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/**
+ * What every mounted app is reduced to: a node:http `request` listener. A returned promise is
+ * awaited by the dispatcher only to report a rejection (500 before headers, destroy after).
+ */
+export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+/**
+ * A WinterTC-style fetch handler (Hono, srvx, Bun/Deno style): `env` is
+ * `{ incoming, outgoing }` when called through `app/fetch.ts` (@hono/node-server's bindings).
+ */
+export type FetchHandler = (request: Request, env?: unknown) => Response | Promise<Response>;
+
+export type LoadedAppKind = 'node' | 'fetch';
+
+export interface LoadedApp {
+  /** The request listener to call; fetch handlers are already wrapped (`app/fetch.ts`). */
+  readonly handler: NodeHandler;
+  /** How the module's app answers: `fetch` apps were wrapped into `handler`. */
+  readonly kind: LoadedAppKind;
+  /**
+   * Where the app was found and what it is, for logs and errors, e.g. `default export (Express
+   * app)`, `fetch export (fetch handler)`, `listen() on import (http.Server)`.
+   */
+  readonly shape: string;
+  /** Present when the app holds resources of its own to release (Fastify `onClose` hooks). */
+  close?(): Promise<void>;
+}
+
+/**
+ * What the dispatcher (protocol layer) sets on a request before calling a `NodeHandler`. Read
+ * by `app/fetch.ts` to build the external URL of fetch requests.
+ */
+export interface DispatchedRequest extends IncomingMessage {
+  /** The full raw request target (REQUEST_URI): mount prefix, path and query. */
+  originalUrl?: string;
+  /** The mount prefix (SCRIPT_NAME); `''` for the `/` mount. */
+  baseUrl?: string;
+  /** Present for requests that came over uwsgi. */
+  uwsgi?: {
+    /** The request's uwsgi vars, in packet order. */
+    readonly vars?: ReadonlyArray<readonly [string, string]>;
+    /** `http` or `https`, as derived from HTTPS / UWSGI_SCHEME / REQUEST_SCHEME. */
+    readonly scheme?: string;
+  };
+}
