@@ -1,0 +1,976 @@
+/**
+ * The `fast` uwsgi transport (issue 4): Node's stream handles driven directly, without
+ * `net.Socket` and the streams state machine on top of them.
+ *
+ * Why: nginx opens a new uwsgi connection for every request and never reuses it (BRIDGE.md,
+ * "Per-connection cost"), so per-connection set-up decides throughput. A `net.Socket` costs
+ * ~43 µs of CPU per request behind nginx; the same work on the handles `net` is built on costs
+ * ~15 µs, level with uWSGI in C. What this module keeps from `net` is the listening part
+ * (`net.Server` binds, resolves hosts, adopts inherited fds); from each accepted handle on it
+ * reads into one reused buffer, writes with the handle's own write calls and closes without
+ * shutdown/EOF round trips.
+ *
+ * Every use of a Node internal is in this file and marked `INTERNAL:` with what it relies on.
+ * `createFastTransport()` probes all of them at start-up and returns `{ unavailable }` when
+ * anything differs, so the selector can fall back to the `net` transport. The internals are
+ * stable across the Node 20, 22 and 24 lines (checked by the transport-fast tests on 20 and 24),
+ * but nothing promises that: the probe is the safety net, the `net` transport the fallback.
+ */
+import { EventEmitter } from 'node:events';
+import { readSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { getDefaultHighWaterMark } from 'node:stream';
+import { getSystemErrorMap, getSystemErrorName } from 'node:util';
+import { ContainerError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { listenServer } from './listen.ts';
+import type { Connection, Listening, ListenOptions, ReadSink, Transport } from './types.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Internal shapes (INTERNAL: src/stream_base.cc, src/stream_wrap.cc, src/pipe_wrap.cc,
+// src/tcp_wrap.cc, src/handle_wrap.cc of Node 20-24). Only the members used here are declared.
+// ---------------------------------------------------------------------------------------------
+
+/** A write request object: must be a `WriteWrap` instance (C++ attaches its state to it). */
+interface WriteReq {
+  /** Called by C++ when an asynchronous write finished: `(status, handle, error)`. */
+  oncomplete: (this: WriteReq, status: number) => void;
+  owner: FastSocket | null;
+  /** Whole request size, counted in `writableLength` until completion (like Writable). */
+  bytes: number;
+  /** Keeps written Buffers alive while libuv still points at them (C++ does not copy them). */
+  data: unknown;
+  /** User callbacks to run when this request completes, in write order. */
+  callbacks: WriteCallback[] | null;
+}
+
+type WriteCallback = (err?: Error | null) => void;
+
+/** `LibuvStreamWrap` (base of `Pipe` and `TCP`) plus the TCP-only members. */
+interface StreamHandle {
+  /** Called by C++ with `this` = handle; byte count or error in `streamBaseState`. */
+  onread: ((this: StreamHandle, arrayBuffer: ArrayBuffer | undefined) => void) | null;
+  readStart(): number;
+  readStop(): number;
+  /** Reads land in this buffer from offset 0 instead of a fresh ArrayBuffer per read. */
+  useUserBuffer(buffer: Uint8Array): void;
+  writeBuffer(req: WriteReq, data: Uint8Array): number;
+  writeLatin1String(req: WriteReq, data: string): number;
+  writeUtf8String(req: WriteReq, data: string): number;
+  writeAsciiString(req: WriteReq, data: string): number;
+  writeUcs2String(req: WriteReq, data: string): number;
+  /** `chunks` is Buffers only when `allBuffers`, else `[chunk, encoding, chunk, encoding...]`. */
+  writev(req: WriteReq, chunks: unknown[], allBuffers: boolean): number;
+  close(callback: () => void): void;
+  readonly fd: number;
+  getpeername?(out: AddressOut): number;
+  getsockname?(out: AddressOut): number;
+  setNoDelay?(enable: boolean): number;
+  setKeepAlive?(enable: boolean, delaySeconds: number): number;
+  [OWNER]?: FastSocket;
+}
+
+interface AddressOut {
+  address?: string;
+  port?: number;
+  family?: string;
+}
+
+/** The listening handle of a `net.Server` (`Pipe` or `TCP` in SERVER mode). */
+interface ServerHandle {
+  onconnection: (status: number, client: StreamHandle | undefined) => void;
+}
+
+interface Internals {
+  readonly WriteWrap: new () => WriteReq;
+  readonly state: Int32Array;
+  readonly kReadBytesOrError: number;
+  readonly kBytesWritten: number;
+  readonly kLastWriteWasAsync: number;
+  readonly handleClasses: ReadonlyArray<abstract new (...args: never[]) => unknown>;
+  readonly UV_EOF: number;
+  readonly UV_ECANCELED: number;
+}
+
+const OWNER = Symbol('uwsgi-ts.fast.owner');
+
+const HANDLE_METHODS = [
+  'readStart',
+  'readStop',
+  'useUserBuffer',
+  'writeBuffer',
+  'writeLatin1String',
+  'writeUtf8String',
+  'writeAsciiString',
+  'writeUcs2String',
+  'writev',
+  'close',
+] as const;
+
+let internals: Internals | undefined;
+let probeFailure: string | undefined;
+
+/**
+ * Reads the internals once. INTERNAL: `process.binding()` still serves `stream_wrap`,
+ * `pipe_wrap` and `tcp_wrap` on Node 20-24 (they are on its allow list, lib/internal/bootstrap/
+ * realm.js) without a runtime warning; only `--pending-deprecation` turns it into a one-time
+ * DEP0111 warning (lib/internal/bootstrap/node.js wraps it with `deprecate`). We set
+ * `process.noDeprecation` for the duration of these three synchronous calls only, so users never
+ * see a warning caused by the container; the cost is that a later `process.binding()` call in
+ * user code under `--pending-deprecation` will not warn either (the wrapper warns once). With the
+ * permission model (`--permission`) `process.binding` throws ERR_ACCESS_DENIED: reported as
+ * unavailable. There is no other way to obtain `WriteWrap` and `streamBaseState`: `net` keeps
+ * them in internal modules.
+ */
+function probe(): Internals | string {
+  if (process.platform === 'win32') return 'stream handles on Windows are named pipes/IOCP';
+  const binding = (process as unknown as { binding?: (name: string) => unknown }).binding;
+  if (typeof binding !== 'function') return 'process.binding() is not available';
+  let streamWrap: Record<string, unknown>;
+  let pipeWrap: Record<string, unknown>;
+  let tcpWrap: Record<string, unknown>;
+  // `--no-deprecation` defines the property read-only (and already silences the warning).
+  let silenced = false;
+  if (process.noDeprecation !== true) {
+    try {
+      process.noDeprecation = true;
+      silenced = true;
+    } catch {
+      // Read-only and not true: nothing we may change; at worst one DEP0111 line is printed.
+    }
+  }
+  try {
+    streamWrap = binding.call(process, 'stream_wrap') as Record<string, unknown>;
+    pipeWrap = binding.call(process, 'pipe_wrap') as Record<string, unknown>;
+    tcpWrap = binding.call(process, 'tcp_wrap') as Record<string, unknown>;
+  } catch (err) {
+    return `process.binding() refused: ${(err as { code?: string }).code ?? String(err)}`;
+  } finally {
+    // Without the flag the property is absent: leave it so.
+    if (silenced) delete (process as { noDeprecation?: boolean }).noDeprecation;
+  }
+  const { WriteWrap, streamBaseState: state } = streamWrap;
+  if (typeof WriteWrap !== 'function') return 'stream_wrap.WriteWrap is missing';
+  if (!(state instanceof Int32Array)) return 'stream_wrap.streamBaseState is not an Int32Array';
+  const index = (name: string): number | string => {
+    const value = streamWrap[name];
+    return typeof value === 'number' &&
+      Number.isInteger(value) &&
+      value >= 0 &&
+      value < state.length
+      ? value
+      : `stream_wrap.${name} is missing or out of range`;
+  };
+  const kReadBytesOrError = index('kReadBytesOrError');
+  const kBytesWritten = index('kBytesWritten');
+  const kLastWriteWasAsync = index('kLastWriteWasAsync');
+  if (typeof kReadBytesOrError === 'string') return kReadBytesOrError;
+  if (typeof kBytesWritten === 'string') return kBytesWritten;
+  if (typeof kLastWriteWasAsync === 'string') return kLastWriteWasAsync;
+  const handleClasses: Array<abstract new (...args: never[]) => unknown> = [];
+  for (const [module, name] of [
+    [pipeWrap, 'Pipe'],
+    [tcpWrap, 'TCP'],
+  ] as const) {
+    const ctor = module[name];
+    if (typeof ctor !== 'function') return `${name} handle class is missing`;
+    const proto = (ctor as { prototype: Record<string, unknown> }).prototype;
+    for (const method of HANDLE_METHODS) {
+      if (typeof proto[method] !== 'function') return `${name}.prototype.${method} is missing`;
+    }
+    // `onread` is an accessor on LibuvStreamWrap.prototype that C++ reads on every read.
+    if (!('onread' in proto)) return `${name}.prototype.onread is missing`;
+    handleClasses.push(ctor as abstract new (...args: never[]) => unknown);
+  }
+  // libuv error numbers by name, through the public errno map (UV_EOF is -4095 on every platform
+  // libuv supports, but the map is the authority).
+  let UV_EOF: number | undefined;
+  let UV_ECANCELED: number | undefined;
+  for (const [errno, [name]] of getSystemErrorMap()) {
+    if (name === 'EOF') UV_EOF = errno;
+    else if (name === 'ECANCELED') UV_ECANCELED = errno;
+  }
+  if (UV_EOF === undefined || UV_ECANCELED === undefined) return 'UV_EOF/UV_ECANCELED unknown';
+  return {
+    WriteWrap: WriteWrap as new () => WriteReq,
+    state,
+    kReadBytesOrError,
+    kBytesWritten,
+    kLastWriteWasAsync,
+    handleClasses,
+    UV_EOF,
+    UV_ECANCELED,
+  };
+}
+
+/**
+ * The fast transport, or why it cannot run here (the selector then uses `net` and logs the
+ * reason once). Probing happens once per process; later calls return the same verdict.
+ * Accept errors (EMFILE...) are logged on `log` when given, as the net transport does.
+ */
+export function createFastTransport(log?: Logger): Transport | { unavailable: string } {
+  if (internals === undefined && probeFailure === undefined) {
+    const result = probe();
+    if (typeof result === 'string') probeFailure = result;
+    else internals = result;
+  }
+  if (internals === undefined) return { unavailable: probeFailure ?? 'probe failed' };
+  const bound = internals;
+  return {
+    name: 'fast',
+    listen: (options, onConnection) => listenFast(bound, options, onConnection, log),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listening
+// ---------------------------------------------------------------------------------------------
+
+async function listenFast(
+  ix: Internals,
+  options: ListenOptions,
+  onConnection: (conn: Connection) => void,
+  log: Logger | undefined,
+): Promise<Listening> {
+  // net.Server does the binding (listen.ts: stale unix sockets, mode, host resolution, inherited
+  // fds); we take over each accepted handle from there.
+  const server = createServer();
+  let hooked: ContainerError | undefined;
+  // Registered before listenServer's own 'listening' listener, so the hook is in place before
+  // anything else runs: net emits 'listening' on nextTick after setupListenHandle, before the
+  // event loop can poll the new socket for a connection.
+  server.once('listening', () => {
+    hooked = hookAccept(ix, server, onConnection, log);
+  });
+  const listening = await listenServer(server, options);
+  if (hooked !== undefined) {
+    await listening.close();
+    throw hooked;
+  }
+  return listening;
+}
+
+/**
+ * INTERNAL: `net.Server#_handle` is the listening Pipe/TCP handle, and C++ calls its
+ * `onconnection(status, clientHandle)` for every accepted connection (src/connection_wrap.cc).
+ * `net` installs its own in setupListenHandle; we replace it. Returns an error when the handle
+ * is not a real Pipe/TCP (a cluster round-robin worker gets a stand-in, and handle passing per
+ * connection would cost more than this transport saves: BRIDGE.md).
+ */
+function hookAccept(
+  ix: Internals,
+  server: Server,
+  onConnection: (conn: Connection) => void,
+  log: Logger | undefined,
+): ContainerError | undefined {
+  const handle = (server as unknown as { _handle?: ServerHandle | null })._handle;
+  const [Pipe, TCP] = ix.handleClasses;
+  const isTcp = TCP !== undefined && handle instanceof TCP;
+  if (
+    handle == null ||
+    typeof handle.onconnection !== 'function' ||
+    !(isTcp || (Pipe !== undefined && handle instanceof Pipe))
+  ) {
+    return new ContainerError(
+      'UWSGI_ERR_TRANSPORT_UNAVAILABLE',
+      'the fast transport needs a Pipe or TCP listening handle (not a cluster round-robin worker); use transport: net',
+    );
+  }
+  handle.onconnection = (status, client) => {
+    if (status !== 0 || client === undefined) {
+      // Accept errors (EMFILE, ENFILE...): libuv sheds the connection with its spare fd and keeps
+      // accepting, as with the net transport.
+      log?.warn({ code: getSystemErrorName(status) }, 'accept failed');
+      return;
+    }
+    const conn = new FastSocket(ix, client, isTcp);
+    try {
+      onConnection(conn);
+    } catch (err) {
+      conn.destroy();
+      throw err;
+    }
+  };
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads: one static buffer for every connection of the process
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Every read of every connection lands here (`transientReads: true`): reads are delivered
+ * synchronously, one connection at a time, and the sink copies what it keeps. 64 KiB holds a
+ * whole request head (vars are at most 65535 + 4 bytes) in most cases.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Adaptive guard for the synchronous read in the accept callback: when the request is not there
+ * yet the read fails with EAGAIN, which costs an exception. After a miss the next `skip`
+ * connections go straight to readStart; every miss doubles `skip` (up to 64), every hit resets it.
+ */
+const tryRead = { skip: 0, backoff: 0 };
+
+function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
+  const name = getSystemErrorName(errno);
+  const err: NodeJS.ErrnoException = new Error(`${syscall} ${name}`);
+  err.errno = errno;
+  err.code = name;
+  err.syscall = syscall;
+  return err;
+}
+
+function streamError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+interface QueuedWrite {
+  chunk: string | Uint8Array;
+  encoding: BufferEncoding | undefined;
+  callback: WriteCallback | undefined;
+}
+
+const DEFAULT_HWM = getDefaultHighWaterMark(false);
+
+/**
+ * One accepted connection: the `Connection` and, at once, the socket shim handed to
+ * `IncomingMessage`/`ServerResponse` (`conn.socket === conn`, saving an object per request).
+ *
+ * The shim provides what `_http_outgoing.js`, `_http_server.js` and `_http_incoming.js` (v20 and
+ * v24) touch on a socket given by `assignSocket()` / `new IncomingMessage(socket)`:
+ * `write(chunk, encoding, cb)` (false under back-pressure, then 'drain'), `cork`/`uncork` and
+ * `_writableState.corked` (OutgoingMessage#end sets it to 1 and uncorks), `end`, `destroy`,
+ * `destroyed`, `writable`, `writableLength`, `writableHighWaterMark`, `writableCorked`,
+ * `errored`, `_hadError` (onFinish), `readable`, `readableHighWaterMark`, `pause`/`resume`
+ * (IncomingMessage#_read), `setTimeout`, `_httpMessage`, `on/once/removeListener('close')`
+ * (assignSocket, the request's abort signal). `server` stays undefined (v24 reads it with `?.`).
+ * Events: 'data' is not emitted (reads go to the ReadSink); 'end' on EOF, 'drain', 'finish',
+ * 'timeout', 'error' (only when someone listens: a lost peer must not crash the process) and
+ * 'close' exactly once, from the handle's close callback.
+ */
+class FastSocket extends EventEmitter implements Connection {
+  readonly transientReads = true;
+  /** Set by `ServerResponse#assignSocket`. */
+  _httpMessage: unknown = null;
+  readonly _writableState = { corked: 0 };
+  _hadError = false;
+  readonly writableHighWaterMark = DEFAULT_HWM;
+  readonly readableHighWaterMark = DEFAULT_HWM;
+  readonly connecting = false;
+  readonly pending = false;
+  readonly allowHalfOpen = true;
+  /** Undefined like a socket accepted by a plain `net.Server` with no http options. */
+  readonly server: undefined = undefined;
+
+  destroyed = false;
+  closed = false;
+  readable = true;
+  readableEnded = false;
+  writable = true;
+  writableEnded = false;
+  writableFinished = false;
+  errored: Error | null = null;
+  bytesRead = 0;
+  bytesWritten = 0;
+  timeout: number | undefined = undefined;
+
+  readonly #ix: Internals;
+  readonly #handle: StreamHandle;
+  readonly #isTcp: boolean;
+  #sink: ReadSink | null = null;
+  #reading = false;
+  #paused = false;
+  #corkQueue: QueuedWrite[] = [];
+  #corkedBytes = 0;
+  #pendingReqs = 0;
+  #pendingBytes = 0;
+  #lastReq: WriteReq | null = null;
+  #needDrain = false;
+  #handleClosed = false;
+  #sinkFailed = false;
+  #timer: NodeJS.Timeout | undefined;
+  #remote: AddressOut | undefined;
+  #remoteOverride: { address?: string | undefined; port?: number | undefined } | undefined;
+
+  constructor(ix: Internals, handle: StreamHandle, isTcp: boolean) {
+    super();
+    this.#ix = ix;
+    this.#handle = handle;
+    this.#isTcp = isTcp;
+    handle[OWNER] = this;
+  }
+
+  get socket(): Socket {
+    return this as unknown as Socket;
+  }
+
+  // ---- Connection -------------------------------------------------------------------------
+
+  start(sink: ReadSink): void {
+    if (this.#sink !== null) throw new Error('Connection.start() called twice');
+    this.#sink = sink;
+    if (this.destroyed) return;
+    const handle = this.#handle;
+    handle.onread = FastSocket.#onRead;
+    handle.useUserBuffer(READ_BUFFER);
+    if (!this.#paused && this.#trySyncRead()) return;
+    this.#startReading();
+  }
+
+  pause(): this {
+    this.#paused = true;
+    if (this.#reading) {
+      this.#reading = false;
+      if (!this.destroyed) this.#handle.readStop();
+    }
+    return this;
+  }
+
+  resume(): this {
+    this.#paused = false;
+    this.#startReading();
+    return this;
+  }
+
+  isPaused(): boolean {
+    return this.#paused;
+  }
+
+  // ---- reads ------------------------------------------------------------------------------
+
+  /**
+   * One read(2) on the accepted fd before any epoll round trip: behind nginx the request is
+   * usually in the socket buffer by the time the connection is accepted, so the response can be
+   * written from this very callback. INTERNAL: relies on `handle.fd` (the libuv stream's fd),
+   * on that fd being non-blocking (libuv accepts with accept4(SOCK_NONBLOCK) on Linux and sets
+   * O_NONBLOCK elsewhere, src/unix/core.c uv__accept; a blocking fd would stall the event loop
+   * here) and on libuv not reading from it until `readStart()`. A plain `read(2)` through
+   * `fs.readSync` is the only synchronous read available (the handle API has none). Returns
+   * true when the connection needs no `readStart()` (it ended, failed, or the sink paused it).
+   */
+  #trySyncRead(): boolean {
+    if (tryRead.skip > 0) {
+      tryRead.skip--;
+      return false;
+    }
+    const fd = this.#handle.fd;
+    if (typeof fd !== 'number' || fd < 0) return false;
+    let nread: number;
+    try {
+      nread = readSync(fd, READ_BUFFER, 0, READ_BUFFER.length, null);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
+        tryRead.backoff = tryRead.backoff === 0 ? 1 : Math.min(tryRead.backoff * 2, 64);
+        tryRead.skip = tryRead.backoff;
+        return false;
+      }
+      this.#fail(err as Error);
+      return true;
+    }
+    tryRead.backoff = 0;
+    if (nread === 0) {
+      this.#onEof();
+      return true;
+    }
+    this.#onBytes(nread);
+    return this.destroyed || this.writableEnded || this.#paused;
+  }
+
+  #startReading(): void {
+    if (this.#reading || this.#paused || this.#sink === null) return;
+    if (this.destroyed || this.readableEnded) return;
+    const err = this.#handle.readStart();
+    if (err !== 0) {
+      this.#fail(errnoError(err, 'read'));
+      return;
+    }
+    this.#reading = true;
+  }
+
+  /** INTERNAL: C++ calls `handle.onread` with the count in `streamBaseState[kReadBytesOrError]`
+   * and, with `useUserBuffer`, the bytes at offset 0 of that buffer (src/stream_base.cc,
+   * CustomBufferJSListener). */
+  static readonly #onRead = function onRead(this: StreamHandle): void {
+    const socket = this[OWNER];
+    if (socket === undefined) return;
+    const nread = socket.#ix.state[socket.#ix.kReadBytesOrError] ?? 0;
+    if (nread > 0) socket.#onBytes(nread);
+    else if (nread === socket.#ix.UV_EOF) socket.#onEof();
+    else if (nread < 0) socket.#fail(errnoError(nread, 'read'));
+  };
+
+  #onBytes(nread: number): void {
+    if (this.destroyed) return;
+    this.bytesRead += nread;
+    this.#timer?.refresh();
+    this.#sink?.onData(READ_BUFFER.subarray(0, nread));
+  }
+
+  #onEof(): void {
+    // libuv stops reading by itself after EOF (uv__stream_eof).
+    this.#reading = false;
+    if (this.readableEnded || this.destroyed) return;
+    this.readable = false;
+    this.readableEnded = true;
+    this.#sink?.onEnd();
+    if (!this.destroyed) this.emit('end');
+  }
+
+  // ---- writes -----------------------------------------------------------------------------
+
+  write(
+    chunk: string | Uint8Array,
+    encoding?: BufferEncoding | WriteCallback,
+    callback?: WriteCallback,
+  ): boolean {
+    if (typeof encoding === 'function') {
+      callback = encoding;
+      encoding = undefined;
+    }
+    if (typeof chunk !== 'string' && !(chunk instanceof Uint8Array)) {
+      throw Object.assign(new TypeError('The "chunk" argument must be a string or Uint8Array'), {
+        code: 'ERR_INVALID_ARG_TYPE',
+      });
+    }
+    // Writable's order: ending first, then destroyed; only a live socket emits the error.
+    if (this.writableEnded || this.destroyed) {
+      const err = this.writableEnded
+        ? streamError('ERR_STREAM_WRITE_AFTER_END', 'write after end')
+        : streamError('ERR_STREAM_DESTROYED', 'write after destroy');
+      if (callback) process.nextTick(callback, err);
+      if (!this.destroyed) process.nextTick(() => this.#emitError(err));
+      return false;
+    }
+    this.#timer?.refresh();
+    if (this._writableState.corked > 0) {
+      this.#corkQueue.push({ chunk, encoding, callback });
+      this.#corkedBytes += chunk.length;
+    } else {
+      this.#dispatch(chunk, encoding, callback);
+    }
+    const ok = this.#pendingBytes + this.#corkedBytes < this.writableHighWaterMark;
+    if (!ok) this.#needDrain = true;
+    return ok;
+  }
+
+  cork(): void {
+    this._writableState.corked++;
+  }
+
+  uncork(): void {
+    const state = this._writableState;
+    if (state.corked === 0) return;
+    state.corked--;
+    if (state.corked === 0) this.#flushCorked();
+  }
+
+  end(
+    chunk?: string | Uint8Array | (() => void),
+    encoding?: BufferEncoding | (() => void),
+    callback?: () => void,
+  ): this {
+    if (typeof chunk === 'function') {
+      callback = chunk;
+      chunk = undefined;
+    } else if (typeof encoding === 'function') {
+      callback = encoding;
+      encoding = undefined;
+    }
+    if (chunk !== undefined && chunk !== null && !this.writableEnded) {
+      this.write(chunk, encoding);
+    }
+    if (callback) {
+      if (this.writableFinished) process.nextTick(callback);
+      else this.once('finish', callback);
+    }
+    if (this.writableEnded || this.destroyed) return this;
+    this.writableEnded = true;
+    this.writable = false;
+    // Writable#end uncorks fully, so does ServerResponse#end before calling us.
+    if (this._writableState.corked > 0) {
+      this._writableState.corked = 0;
+      this.#flushCorked();
+    }
+    this.#maybeFinish();
+    return this;
+  }
+
+  destroySoon(): void {
+    this.end();
+  }
+
+  /**
+   * Closes at once; writes still queued in libuv are cancelled. With `err`, `errored` is set and
+   * 'error' emitted (when listened to) before 'close'.
+   */
+  destroy(err?: Error | null): this {
+    if (this.destroyed) return this;
+    this.#teardown(err ?? null);
+    return this;
+  }
+
+  #flushCorked(): void {
+    const queue = this.#corkQueue;
+    if (queue.length === 0) return;
+    this.#corkQueue = [];
+    this.#corkedBytes = 0;
+    if (this.destroyed) {
+      for (const entry of queue) {
+        if (entry.callback) {
+          process.nextTick(entry.callback, streamError('ERR_STREAM_DESTROYED', 'destroyed'));
+        }
+      }
+      return;
+    }
+    if (queue.length === 1) {
+      const only = queue[0]!;
+      this.#dispatch(only.chunk, only.encoding, only.callback);
+      return;
+    }
+    let allBuffers = true;
+    for (const entry of queue) {
+      if (typeof entry.chunk === 'string') {
+        allBuffers = false;
+        break;
+      }
+    }
+    const chunks: unknown[] = [];
+    const callbacks: WriteCallback[] = [];
+    for (const entry of queue) {
+      if (entry.chunk.length === 0) {
+        if (entry.callback) callbacks.push(entry.callback);
+        continue;
+      }
+      chunks.push(entry.chunk);
+      // INTERNAL: writev takes [chunk, encoding] pairs unless all chunks are buffers.
+      if (!allBuffers) chunks.push(entry.encoding ?? 'utf8');
+      if (entry.callback) callbacks.push(entry.callback);
+    }
+    if (chunks.length === 0) {
+      this.#afterSyncWrite(callbacks);
+      return;
+    }
+    const req = this.#request();
+    req.data = chunks;
+    this.#afterDispatch(req, this.#handle.writev(req, chunks, allBuffers), callbacks);
+  }
+
+  /** The spare write request: C++ touches the object only when a write goes asynchronous, so
+   * one instance serves every synchronous write (src/stream_base.cc, StreamBase::Write). */
+  static #spare: WriteReq | null = null;
+
+  #request(): WriteReq {
+    let req = FastSocket.#spare;
+    if (req === null) {
+      // INTERNAL: the request must be a stream_wrap.WriteWrap (C++ attaches its state to it).
+      req = new this.#ix.WriteWrap();
+      req.oncomplete = FastSocket.#onWriteComplete;
+      req.owner = null;
+      req.bytes = 0;
+      req.data = null;
+      req.callbacks = null;
+      FastSocket.#spare = req;
+    }
+    return req;
+  }
+
+  #dispatch(
+    chunk: string | Uint8Array,
+    encoding: BufferEncoding | undefined,
+    callback: WriteCallback | undefined,
+  ): void {
+    if (chunk.length === 0) {
+      // Nothing to send (ServerResponse#end writes '' with its finish callback): the callback
+      // still runs in order, after every write before it.
+      this.#afterSyncWrite(callback ? [callback] : null);
+      return;
+    }
+    const handle = this.#handle;
+    const req = this.#request();
+    let status: number;
+    // INTERNAL: the write calls return 0 or a negative libuv error; they try the write at once
+    // (uv_try_write) and queue the rest, reporting `streamBaseState[kBytesWritten]` (request
+    // size) and `[kLastWriteWasAsync]` (1 if queued, `oncomplete` will follow).
+    if (typeof chunk !== 'string') {
+      req.data = chunk;
+      status = handle.writeBuffer(req, chunk);
+    } else {
+      switch (encoding) {
+        case undefined:
+        case 'utf8':
+        case 'utf-8':
+          status = handle.writeUtf8String(req, chunk);
+          break;
+        case 'latin1':
+        case 'binary':
+          status = handle.writeLatin1String(req, chunk);
+          break;
+        case 'ascii':
+          status = handle.writeAsciiString(req, chunk);
+          break;
+        case 'ucs2':
+        case 'ucs-2':
+        case 'utf16le':
+        case 'utf-16le':
+          status = handle.writeUcs2String(req, chunk);
+          break;
+        default: {
+          const bytes = Buffer.from(chunk, encoding);
+          req.data = bytes;
+          status = handle.writeBuffer(req, bytes);
+        }
+      }
+    }
+    this.#afterDispatch(req, status, callback ? [callback] : null);
+  }
+
+  #afterDispatch(req: WriteReq, status: number, callbacks: WriteCallback[] | null): void {
+    const ix = this.#ix;
+    const bytes = ix.state[ix.kBytesWritten] ?? 0;
+    const queued = ix.state[ix.kLastWriteWasAsync] !== 0;
+    if (status !== 0) {
+      // The request object may have been attached to and disposed of: never reuse it.
+      FastSocket.#spare = null;
+      req.data = null;
+      const err = errnoError(status, 'write');
+      if (callbacks) for (const cb of callbacks) process.nextTick(cb, err);
+      this.#fail(err);
+      return;
+    }
+    this.bytesWritten += bytes;
+    if (!queued) {
+      req.data = null;
+      this.#afterSyncWrite(callbacks);
+      return;
+    }
+    FastSocket.#spare = null;
+    req.owner = this;
+    req.bytes = bytes;
+    req.callbacks = callbacks;
+    this.#pendingReqs++;
+    this.#pendingBytes += bytes;
+    this.#lastReq = req;
+  }
+
+  /** Callbacks of a write that completed at once run on nextTick (Writable does the same), or
+   * after the last queued write when some are still in flight, to keep their order. */
+  #afterSyncWrite(callbacks: WriteCallback[] | null): void {
+    if (callbacks !== null) {
+      const last = this.#lastReq;
+      if (this.#pendingReqs > 0 && last !== null) {
+        if (last.callbacks === null) last.callbacks = callbacks;
+        else last.callbacks.push(...callbacks);
+      } else {
+        for (const cb of callbacks) process.nextTick(cb, null);
+      }
+    }
+    // A write refused while corked (ServerResponse corks every write until nextTick) may flush
+    // without ever going asynchronous: 'drain' is still owed, and must not fire inside write().
+    if (this.#needDrain && this.#pendingBytes + this.#corkedBytes === 0) {
+      this.#needDrain = false;
+      process.nextTick(() => {
+        if (!this.destroyed) this.emit('drain');
+      });
+    }
+    this.#maybeFinish();
+  }
+
+  /** INTERNAL: C++ calls `req.oncomplete(status, handle, error)` with `this` = req when a
+   * queued write finished; `status` is UV_ECANCELED for writes dropped by close. */
+  static readonly #onWriteComplete = function onWriteComplete(this: WriteReq, status: number) {
+    const socket = this.owner;
+    const callbacks = this.callbacks;
+    this.owner = null;
+    this.callbacks = null;
+    this.data = null;
+    if (socket === null) return;
+    socket.#pendingReqs--;
+    socket.#pendingBytes -= this.bytes;
+    if (socket.#lastReq === this) socket.#lastReq = null;
+    if (status < 0) {
+      const err =
+        status === socket.#ix.UV_ECANCELED && socket.destroyed
+          ? streamError('ERR_STREAM_DESTROYED', 'socket destroyed before the write completed')
+          : errnoError(status, 'write');
+      if (callbacks) for (const cb of callbacks) cb(err);
+      socket.#fail(err);
+      return;
+    }
+    if (callbacks) for (const cb of callbacks) cb(null);
+    if (socket.destroyed) return;
+    socket.#timer?.refresh();
+    if (socket.#needDrain && socket.#pendingBytes + socket.#corkedBytes === 0) {
+      socket.#needDrain = false;
+      socket.emit('drain');
+    }
+    socket.#maybeFinish();
+  };
+
+  /** After `end()`, once libuv has taken every byte: 'finish', then close the handle. No
+   * shutdown(2) and no wait for the peer's EOF: nginx reads a uwsgi response until close, and
+   * the protocol layer calls end() only after reading the whole declared body (closing with
+   * unread input would make the kernel send RST). */
+  #maybeFinish(): void {
+    if (!this.writableEnded || this.writableFinished || this.destroyed) return;
+    if (this.#pendingReqs > 0 || this.#corkQueue.length > 0) return;
+    this.writableFinished = true;
+    this.emit('finish');
+    this.#teardown(null);
+  }
+
+  // ---- teardown ---------------------------------------------------------------------------
+
+  /** A transport failure (read error, write EPIPE/ECONNRESET): the sink hears it first, then
+   * the socket is destroyed with it. */
+  #fail(err: Error): void {
+    if (this.destroyed) return;
+    const sink = this.#sink;
+    if (sink !== null && !this.#sinkFailed) {
+      this.#sinkFailed = true;
+      sink.onError(err);
+    }
+    this.#teardown(err);
+  }
+
+  #teardown(err: Error | null): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.readable = false;
+    this.writable = false;
+    this.#reading = false;
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (err !== null) this.errored = err;
+    const queued = this.#corkQueue;
+    if (queued.length > 0) {
+      this.#corkQueue = [];
+      this.#corkedBytes = 0;
+      const destroyed = streamError('ERR_STREAM_DESTROYED', 'destroyed');
+      for (const entry of queued) if (entry.callback) process.nextTick(entry.callback, destroyed);
+    }
+    const handle = this.#handle;
+    if (!this.#handleClosed) {
+      this.#handleClosed = true;
+      // INTERNAL: HandleWrap#close runs uv_close (the fd is closed now; queued writes complete
+      // with UV_ECANCELED) and calls back once libuv has released the handle.
+      handle.close(() => {
+        this.closed = true;
+        delete handle[OWNER];
+        this.emit('close', err !== null);
+      });
+    }
+    if (err !== null) process.nextTick(() => this.#emitError(err));
+  }
+
+  #emitError(err: Error): void {
+    this._hadError = true;
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  // ---- net.Socket odds and ends -----------------------------------------------------------
+
+  get writableLength(): number {
+    return this.#pendingBytes + this.#corkedBytes;
+  }
+
+  get writableNeedDrain(): boolean {
+    return this.#needDrain;
+  }
+
+  get writableCorked(): number {
+    return this._writableState.corked;
+  }
+
+  get readyState(): string {
+    if (this.destroyed) return 'closed';
+    if (this.readableEnded) return this.writableEnded ? 'closed' : 'writeOnly';
+    return this.writableEnded ? 'readOnly' : 'open';
+  }
+
+  /** Inactivity timeout as net.Socket: 'timeout' after `msecs` without reads or writes; the
+   * socket is not closed by it. 0 disables. */
+  setTimeout(msecs: number, callback?: () => void): this {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    this.timeout = msecs;
+    if (msecs > 0 && !this.destroyed) {
+      this.#timer = setTimeout(() => this.emit('timeout'), msecs).unref();
+    }
+    if (callback) {
+      if (msecs > 0) this.once('timeout', callback);
+      else this.removeListener('timeout', callback);
+    }
+    return this;
+  }
+
+  setNoDelay(noDelay = true): this {
+    if (this.#isTcp && !this.destroyed) this.#handle.setNoDelay?.(noDelay);
+    return this;
+  }
+
+  setKeepAlive(enable = false, initialDelayMs = 0): this {
+    if (this.#isTcp && !this.destroyed) {
+      this.#handle.setKeepAlive?.(enable, Math.floor(initialDelayMs / 1000));
+    }
+    return this;
+  }
+
+  ref(): this {
+    return this;
+  }
+
+  unref(): this {
+    return this;
+  }
+
+  #peer(): AddressOut {
+    if (this.#remote === undefined) {
+      const out: AddressOut = {};
+      if (this.#isTcp && !this.destroyed) this.#handle.getpeername?.(out);
+      this.#remote = out;
+    }
+    return this.#remote;
+  }
+
+  /** The TCP peer (the front end) or undefined on a unix socket. The bridge may assign the
+   * real client's REMOTE_ADDR/REMOTE_PORT here (BRIDGE.md, request side). */
+  get remoteAddress(): string | undefined {
+    return this.#remoteOverride?.address ?? this.#peer().address;
+  }
+
+  set remoteAddress(value: string | undefined) {
+    this.#remoteOverride = { ...this.#remoteOverride, address: value };
+  }
+
+  get remotePort(): number | undefined {
+    return this.#remoteOverride?.port ?? this.#peer().port;
+  }
+
+  set remotePort(value: number | undefined) {
+    this.#remoteOverride = { ...this.#remoteOverride, port: value };
+  }
+
+  get remoteFamily(): string | undefined {
+    return this.#peer().family;
+  }
+
+  address(): AddressOut {
+    const out: AddressOut = {};
+    if (this.#isTcp && !this.destroyed) this.#handle.getsockname?.(out);
+    return out;
+  }
+
+  get localAddress(): string | undefined {
+    return this.address().address;
+  }
+
+  get localPort(): number | undefined {
+    return this.address().port;
+  }
+}
