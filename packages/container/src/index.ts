@@ -1,1 +1,40 @@
-export {};
+/**
+ * Public entry of `@uwsgi-ts/container`. Named exports only; anything not listed here is
+ * private (STYLE.md section 3).
+ */
+export {
+  type AppKind,
+  type ConfigIssue,
+  type ConfigSchema,
+  type ContainerConfig,
+  configSchema,
+  formatIssue,
+  type LimitsConfig,
+  type ListenerConfig,
+  type ListenerProtocol,
+  type LogConfig,
+  type MountConfig,
+  type ParseConfigOptions,
+  parseConfig,
+  type ReadConfigOptions,
+  readConfig,
+  stringifyConfig,
+  type TransportKind,
+} from './config/index.ts';
+export {
+  type CloseOptions,
+  type Container,
+  type ContainerOptions,
+  createContainer,
+  type ListenerInfo,
+  type MountInfo,
+} from './container.ts';
+export {
+  CONTAINER_ERROR_CODES,
+  ContainerError,
+  type ContainerErrorCode,
+  isContainerError,
+} from './errors.ts';
+export { type CreateLoggerOptions, createLogger, type Logger } from './log.ts';
+export type { ContainerRequest } from './protocol/types.ts';
+export type { MountStatsSnapshot, StatsSnapshot, StatusClass } from './stats.ts';

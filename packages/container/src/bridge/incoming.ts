@@ -1,0 +1,134 @@
+/**
+ * The request side of the bridge (BRIDGE.md design A): a genuine `http.IncomingMessage`
+ * subclass filled from a uwsgi request description instead of llhttp. Apps, middleware and
+ * frameworks see the class they expect (`instanceof`, `headers`, `rawHeaders`, `headersDistinct`,
+ * stream semantics), with nothing re-parsed.
+ *
+ * Node internals relied on (lib/_http_incoming.js, Node 20):
+ * - `_addHeaderLines(raw, n)` stores `rawHeaders` and the count the lazy `headers` /
+ *   `headersDistinct` getters walk, so duplicates are joined by Node's own `_addHeaderLine`
+ *   rules (cookie `; `, set-cookie array, most `, `, singletons such as host first-wins).
+ * - `_consuming` and `_readableState.readingMore`, which `IncomingMessage._read` flips on the
+ *   first read and `_http_server.js` resOnFinish checks before `_dump()`ing an unread body.
+ */
+import { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** The parts of a decoded uwsgi request the bridge needs (a subset of codec `UwsgiRequest`). */
+export interface IncomingHead {
+  readonly method: string;
+  /** Raw request target: REQUEST_URI, else PATH_INFO + `?` + QUERY_STRING. */
+  readonly url: string;
+  /** `1.1`, `1.0` (SERVER_PROTOCOL without `HTTP/`). */
+  readonly httpVersion: string;
+  /** Lower-case names in packet order, duplicates kept. */
+  readonly headers: ReadonlyArray<readonly [string, string]>;
+}
+
+/** How the request reaches back into the connection that feeds it. */
+export interface BodySource {
+  /** The app wants more body bytes: undo back-pressure. */
+  resume(): void;
+  /** The app destroyed the request: stop feeding it, but keep the connection for the response. */
+  discard(): void;
+}
+
+/** Node-internal members used here (lib/_http_incoming.js); absent from @types/node. */
+interface IncomingInternals {
+  _addHeaderLines(headers: string[], n: number): void;
+  _consuming: boolean;
+  _readableState: { readingMore: boolean };
+}
+
+/**
+ * Header vars the bridge never passes on: nginx forwards the client's Transfer-Encoding as
+ * HTTP_TRANSFER_ENCODING although it already de-chunked the body and framed it with
+ * CONTENT_LENGTH (PROTOCOL.md section 4); an app that saw it would expect chunk markers.
+ */
+const DROPPED_HEADERS = new Set(['transfer-encoding']);
+
+/**
+ * `http.IncomingMessage` over a uwsgi connection. The protocol layer pushes body bytes
+ * (`push(chunk)`, `false` = pause the connection) and ends it with `push(null)` after setting
+ * `complete`.
+ *
+ * `Expect: 100-continue` stays visible as a header but is never acted upon: the front end has
+ * already read the body, and a `100 Continue` would corrupt the single response it relays.
+ */
+export class UwsgiIncomingMessage extends IncomingMessage {
+  readonly #source: BodySource;
+
+  constructor(socket: Socket, head: IncomingHead, source: BodySource) {
+    super(socket);
+    this.#source = source;
+    this.method = head.method;
+    this.url = head.url;
+    const [major, minor] = parseHttpVersion(head.httpVersion);
+    this.httpVersionMajor = major;
+    this.httpVersionMinor = minor;
+    this.httpVersion = `${major}.${minor}`;
+    const raw: string[] = [];
+    for (const [name, value] of head.headers) {
+      if (!DROPPED_HEADERS.has(name)) raw.push(name, value);
+    }
+    (this as unknown as IncomingInternals)._addHeaderLines(raw, raw.length);
+  }
+
+  // Replaces IncomingMessage._read, which would resume `this.socket` directly (readStart); the
+  // connection's reads are owned by the protocol layer, so ask it instead.
+  override _read(): void {
+    const self = this as unknown as IncomingInternals;
+    if (!self._consuming) {
+      self._readableState.readingMore = false;
+      self._consuming = true;
+    }
+    this.#source.resume();
+  }
+
+  // Replaces IncomingMessage._destroy, which destroys the socket when the body was not read to
+  // the end: that would also kill the response an app sends after rejecting a body (413 from a
+  // body parser). Here the connection only stops feeding this request; it is closed after the
+  // response, once the rest of the declared body has been drained.
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.readableEnded || !this.complete) {
+      this.aborted = true;
+      this.emit('aborted');
+    }
+    this.#source.discard();
+    // As _http_incoming.js onError: an error is reported only to someone listening for it.
+    process.nextTick(() => callback(this.listenerCount('error') > 0 ? err : null));
+  }
+}
+
+/**
+ * Makes `socket.remoteAddress` / `remotePort` / `remoteFamily` report the client the front end
+ * saw (REMOTE_ADDR / REMOTE_PORT) instead of the front end itself, for loggers, rate limiters
+ * and `req.ip`. Sound because a uwsgi connection carries exactly one request: the socket is the
+ * request's own. Own properties shadow net.Socket's prototype getters; nothing in net.js reads
+ * them back.
+ */
+export function reportPeer(socket: Socket, address: string, port: number | undefined): void {
+  if (address === '') return;
+  const family = address.includes(':') ? 'IPv6' : 'IPv4';
+  for (const [key, value] of [
+    ['remoteAddress', address],
+    ['remotePort', port],
+    ['remoteFamily', family],
+  ] as const) {
+    const own = Object.getOwnPropertyDescriptor(socket, key);
+    if (own !== undefined && own.configurable !== true) continue;
+    Object.defineProperty(socket, key, { value, configurable: true, enumerable: false });
+  }
+}
+
+/** `1.1` / `HTTP/1.1` -> [1, 1]; anything unparseable is HTTP/1.0 (PROTOCOL.md section 8). */
+function parseHttpVersion(version: string): [number, number] {
+  const match = /^(?:HTTP\/)?(\d)\.(\d)$/.exec(version);
+  if (match === null) return [1, 0];
+  return [Number(match[1]), Number(match[2])];
+}
+
+/** The error an aborted body surfaces with, shaped as Node's (`connResetException('aborted')`). */
+export function abortedError(): Error {
+  return Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+}

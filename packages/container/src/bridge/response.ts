@@ -1,0 +1,155 @@
+/**
+ * The response side of the bridge (BRIDGE.md design A): a genuine `http.ServerResponse` written
+ * straight onto the uwsgi connection's socket. Node produces the status line, headers and body;
+ * this subclass only changes what a uwsgi front end cannot take:
+ *
+ * - no `Transfer-Encoding: chunked`, ever: nginx and Apache copy a uwsgi response body without
+ *   decoding it, so clients would see chunk markers (PROTOCOL.md section 4, srvx#248);
+ * - `Connection: close` and close-delimited bodies: front ends never reuse a uwsgi connection;
+ * - a `Content-Length` whenever Node knows it (`res.end(body)` without earlier writes), so nginx
+ *   can keep its client connection alive without re-chunking;
+ * - hop-by-hop headers set by the app (Transfer-Encoding, Connection, Keep-Alive, Upgrade) are
+ *   dropped at `setHeader` / `appendHeader` / `writeHead` (RELIABILITY.md A05); 101 Switching
+ *   Protocols is therefore not supported on uwsgi listeners;
+ * - `drain` of the socket reaches the response (a manually assigned socket misses the wiring
+ *   `_http_server.js` does in connectionListenerInternal / socketOnDrain, srvx#208).
+ *
+ * Node internals relied on (lib/_http_outgoing.js and lib/_http_server.js, Node 20):
+ * - `_storeHeader`: with `useChunkedEncodingByDefault = true` and `_removedTE` (set by the public
+ *   `removeHeader('transfer-encoding')`), an unknown length takes the close-delimited branch
+ *   (`this._last = true`) instead of chunking, while a known `_contentLength` still becomes
+ *   `Content-Length`. (`useChunkedEncodingByDefault = false` would drop Content-Length too.)
+ * - `shouldKeepAlive = false` makes `_storeHeader` write `Connection: close`.
+ * - `ServerResponse.writeHead` clears `_hasBody` for 204/304 and the constructor for HEAD, so no
+ *   body bytes go out for them; `end()` and `_storeHeader` write the head with the first body
+ *   chunk in one socket write (cork/uncork).
+ * - `assignSocket` sets `socket._httpMessage` (which `_writeRaw` checks) and re-emits the
+ *   socket's `close` as the response's `close` (onServerResponseClose -> emitCloseNT, guarded by
+ *   `_closed`); `resOnFinish` emits `close` on the next tick after `finish`, reproduced here.
+ */
+import {
+  type IncomingMessage,
+  type OutgoingHttpHeader,
+  type OutgoingHttpHeaders,
+  ServerResponse,
+} from 'node:http';
+import type { Socket } from 'node:net';
+
+/** Response headers a uwsgi backend must not send: the front end owns the client connection. */
+const HOP_BY_HOP = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade']);
+
+type HeadersArg = OutgoingHttpHeaders | OutgoingHttpHeader[] | undefined;
+
+/** `_http_outgoing.js` members used here; absent from @types/node. */
+interface OutgoingInternals {
+  _closed: boolean;
+}
+
+export class UwsgiServerResponse extends ServerResponse {
+  #needDrain = false;
+
+  constructor(req: IncomingMessage) {
+    super(req);
+    // See the module comment: never chunk, Content-Length when known, else close-delimited.
+    this.useChunkedEncodingByDefault = true;
+    this.removeHeader('transfer-encoding');
+    this.shouldKeepAlive = false;
+    // A length mismatch becomes an error in the app instead of a short or overlong body
+    // (RELIABILITY.md A04, CVE-2024-24795). The connection closes after the response anyway, so
+    // nothing can desync, but the app learns about its bug.
+    this.strictContentLength = true;
+    this.once('finish', () => {
+      // _http_server.js resOnFinish: process.nextTick(emitCloseNT, res).
+      process.nextTick(() => this.#emitClose());
+    });
+  }
+
+  /** Binds the response to the connection's socket and forwards its back-pressure. */
+  attach(socket: Socket): void {
+    this.assignSocket(socket);
+    socket.on('drain', () => {
+      // As _http_server.js socketOnDrain: only a response that saw write() return false, and
+      // only until it finished.
+      if (this.#needDrain && !this.writableEnded) {
+        this.#needDrain = false;
+        this.emit('drain');
+      }
+    });
+  }
+
+  override setHeader(name: string, value: number | string | readonly string[]): this {
+    if (isHopByHop(name)) return this;
+    return super.setHeader(name, value);
+  }
+
+  override appendHeader(name: string, value: string | readonly string[]): this {
+    if (isHopByHop(name)) return this;
+    return super.appendHeader(name, value);
+  }
+
+  override writeHead(
+    statusCode: number,
+    reasonOrHeaders?: string | HeadersArg,
+    headers?: HeadersArg,
+  ): this {
+    if (typeof reasonOrHeaders === 'string') {
+      return super.writeHead(statusCode, reasonOrHeaders, withoutHopByHop(headers));
+    }
+    return super.writeHead(statusCode, withoutHopByHop(reasonOrHeaders ?? headers));
+  }
+
+  override write(
+    chunk: unknown,
+    encodingOrCallback?: BufferEncoding | ((error: Error | null | undefined) => void),
+    callback?: (error: Error | null | undefined) => void,
+  ): boolean {
+    const ok =
+      typeof encodingOrCallback === 'function'
+        ? super.write(chunk, encodingOrCallback)
+        : encodingOrCallback === undefined
+          ? super.write(chunk, callback)
+          : super.write(chunk, encodingOrCallback, callback);
+    if (!ok) this.#needDrain = true;
+    return ok;
+  }
+
+  #emitClose(): void {
+    const self = this as unknown as OutgoingInternals;
+    if (self._closed) return;
+    self._closed = true;
+    this.destroyed = true;
+    this.emit('close');
+  }
+}
+
+function isHopByHop(name: string): boolean {
+  return typeof name === 'string' && HOP_BY_HOP.has(name.toLowerCase());
+}
+
+/** Copies `headers` without hop-by-hop names, in any of the shapes writeHead accepts. */
+function withoutHopByHop(headers: HeadersArg): HeadersArg {
+  if (headers === undefined || headers === null) return headers;
+  if (Array.isArray(headers)) {
+    if (headers.length > 0 && Array.isArray(headers[0])) {
+      // [[name, value], ...]
+      return (headers as unknown as [string, OutgoingHttpHeader][]).filter(
+        ([name]) => !isHopByHop(name),
+      ) as unknown as OutgoingHttpHeader[];
+    }
+    // [name, value, name, value, ...]; an odd length is left for Node to reject.
+    if (headers.length % 2 !== 0) return headers;
+    const out: OutgoingHttpHeader[] = [];
+    for (let i = 0; i < headers.length; i += 2) {
+      if (!isHopByHop(String(headers[i]))) out.push(headers[i] as string, headers[i + 1] as string);
+    }
+    return out;
+  }
+  let copy: OutgoingHttpHeaders | undefined;
+  for (const name of Object.keys(headers)) {
+    if (isHopByHop(name)) {
+      copy ??= { ...headers };
+      delete copy[name];
+    }
+  }
+  return copy ?? headers;
+}

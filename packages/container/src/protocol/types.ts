@@ -1,0 +1,42 @@
+/**
+ * What the listeners (protocol/uwsgi.ts, protocol/http.ts) hand to the shared dispatcher.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { DispatchedRequest } from '../app/types.ts';
+import type { ListenerProtocol } from '../config/types.ts';
+
+/** What the request carries after dispatch, beyond `http.IncomingMessage`. */
+export interface ContainerRequest extends DispatchedRequest {
+  /** The full raw request target before mount stripping (Express reads it too). */
+  originalUrl?: string;
+  /** The mount prefix (SCRIPT_NAME); `''` for the `/` mount. */
+  baseUrl?: string;
+  uwsgi?: {
+    /** The request's uwsgi vars, in packet order (absent on HTTP listeners). */
+    readonly vars?: ReadonlyArray<readonly [string, string]>;
+    /** Scheme the front end reported (`http` / `https`), when it reported one. */
+    readonly scheme?: string;
+    /** The mount prefix the request matched, as in the request's own bytes. */
+    readonly scriptName: string;
+    /** The rest of the path after the mount prefix (`''` when the mount itself was named). */
+    readonly pathInfo: string;
+  };
+}
+
+/** Facts about the connection a request came in on, for routing and the access log. */
+export interface RequestOrigin {
+  readonly protocol: ListenerProtocol;
+  /** Listener display address (`unix:/abs/app.sock`, `127.0.0.1:3031`). */
+  readonly listener: string;
+  /** The client as the front end reported it (REMOTE_ADDR) or the TCP peer on HTTP. */
+  readonly remoteAddress: string | undefined;
+  /** uwsgi only: the packet's vars and the scheme derived from them. */
+  readonly vars?: ReadonlyArray<readonly [string, string]>;
+  readonly scheme?: string;
+}
+
+/**
+ * Routes one request to its app and answers for the app when it cannot (404, 500, 504).
+ * The listener has built `req`/`res` and bound `res` to the connection.
+ */
+export type Dispatch = (req: IncomingMessage, res: ServerResponse, origin: RequestOrigin) => void;

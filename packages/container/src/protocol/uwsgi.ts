@@ -1,0 +1,486 @@
+/**
+ * One uwsgi connection, one request (PROTOCOL.md sections 1, 4, 8; RELIABILITY.md 1.1, 2):
+ *
+ *   header + vars (PacketDecoder, total header deadline) -> request description (codec
+ *   varsToRequest) -> genuine IncomingMessage / ServerResponse (bridge/) -> dispatch
+ *   -> body bytes with back-pressure (total body deadline) -> response -> close.
+ *
+ * Outcomes that never reach an app:
+ * - framing errors (short header, vars overrun, datasize over `bufferSize`, too many vars, an
+ *   HTTP request on the uwsgi socket), a stalled head, an unsupported modifier1: one log record
+ *   with code, peer and sizes, then close without a response: the front end answers 502, which
+ *   is what a broken upstream should look like (uWSGI does the same);
+ * - a parseable head that is not a valid request (datasize 0, no method, no path, bad
+ *   CONTENT_LENGTH): 400; CONTENT_LENGTH over `maxBodySize`: 413 before any body byte is used;
+ * - modifier1 100 (ping): pong, then close. modifier1 30 is served as 0: mounts are matched on
+ *   REQUEST_URI, so its SCRIPT_NAME stripping has nothing to act on. Every other modifier1 is
+ *   refused as above (PROTOCOL.md section 2 "unknown modifier1": close).
+ *
+ * Exactly one request per connection: the body is CONTENT_LENGTH bytes, and whatever follows is
+ * read and thrown away, never parsed as a packet (unbit/uwsgi#2336, RELIABILITY.md U14/U27).
+ * Closing: once an app's response has finished and the declared body has been read (an app
+ * that answers early has the rest drained, bounded by the body deadline), the connection is
+ * ended (the container's own 400/413/pong end at once, see respondRaw);
+ * on the net transport that is a FIN, and the socket is destroyed when the peer closes (bounded).
+ * Closing with unread input would send RST, which can destroy response bytes the front end has
+ * not read yet.
+ */
+
+import { STATUS_CODES } from 'node:http';
+import {
+  encodePong,
+  MODIFIER1,
+  PacketDecoder,
+  type PacketHeader,
+  UwsgiError,
+  type UwsgiRequest,
+  type UwsgiVars,
+  varsToRequest,
+} from '@uwsgi-ts/codec';
+import { abortedError, reportPeer, UwsgiIncomingMessage } from '../bridge/incoming.ts';
+import { UwsgiServerResponse } from '../bridge/response.ts';
+import type { LimitsConfig } from '../config/types.ts';
+import type { Logger } from '../log.ts';
+import type { Stats } from '../stats.ts';
+import type { Connection, ReadSink } from '../transport/types.ts';
+import type { Dispatch, RequestOrigin } from './types.ts';
+
+export interface UwsgiListenerContext {
+  /** Listener display address, for logs and the access log. */
+  readonly listener: string;
+  readonly limits: LimitsConfig;
+  readonly log: Logger;
+  readonly dispatch: Dispatch;
+  readonly stats: Stats;
+}
+
+/** A served connection, as the container tracks it for shutdown. */
+export interface ServedConnection {
+  /** True until the response (or the reason not to send one) is fully written. */
+  readonly busy: boolean;
+  /** Closes at once. */
+  destroy(): void;
+}
+
+/**
+ * How long a connection whose request and response are complete waits for the peer to close
+ * before it is destroyed. Front ends close right after reading the response; this only bounds
+ * peers that never do (nginx's `lingering_timeout` is the same 5 s idea).
+ */
+const LINGER_MS = 5000;
+
+/** First bytes of an HTTP/1.x request line, to name the mistake of pointing HTTP at uwsgi. */
+const HTTP_REQUEST_START = /^(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|TRACE|CONNECT|PRI) /;
+
+/** Thrown from decoder callbacks to abandon a packet the container will not serve. */
+class Refusal extends Error {
+  override readonly name = 'Refusal';
+}
+
+type Phase = 'head' | 'body' | 'done' | 'closed';
+
+export interface ServeHooks {
+  /** Runs once when the socket has closed. */
+  readonly onClose?: () => void;
+  /** Runs once when the connection stops being `busy` (its answer is written). */
+  readonly onIdle?: () => void;
+}
+
+/** Serves one accepted connection. */
+export function serveUwsgiConnection(
+  conn: Connection,
+  ctx: UwsgiListenerContext,
+  hooks: ServeHooks = {},
+): ServedConnection {
+  const exchange = new UwsgiExchange(conn, ctx, hooks);
+  exchange.start();
+  return exchange;
+}
+
+class UwsgiExchange implements ReadSink, ServedConnection {
+  readonly #conn: Connection;
+  readonly #ctx: UwsgiListenerContext;
+  readonly #hooks: ServeHooks;
+  readonly #decoder: PacketDecoder;
+  #phase: Phase = 'head';
+  #bytesIn = 0;
+  /** First bytes of the stream (latin1), kept only to recognise HTTP sent to this socket. */
+  #start = '';
+  #timer: NodeJS.Timeout | undefined;
+  #req: UwsgiIncomingMessage | undefined;
+  /** Body bytes are read and dropped: no request to feed (400/413) or the app destroyed it. */
+  #discard = false;
+  /** Declared body fully read, or the peer sent EOF: nothing more will be used. */
+  #inputDone = false;
+  #responded = false;
+  #pendingDispatch: (() => void) | undefined;
+
+  constructor(conn: Connection, ctx: UwsgiListenerContext, hooks: ServeHooks) {
+    this.#conn = conn;
+    this.#ctx = ctx;
+    this.#hooks = hooks;
+    this.#decoder = new PacketDecoder(
+      {
+        onHeader: (h) => this.#onHeader(h),
+        onVars: (vars, h) => this.#onVars(vars, h),
+        onBody: (chunk) => this.#onBody(chunk),
+        onEnd: () => this.#onBodyEnd(),
+      },
+      { maxVarsSize: ctx.limits.bufferSize, maxVars: ctx.limits.maxVars },
+    );
+  }
+
+  get busy(): boolean {
+    return this.#phase !== 'closed' && !this.#responded;
+  }
+
+  start(): void {
+    const socket = this.#conn.socket;
+    socket.once('close', () => this.#onSocketClose());
+    // RELIABILITY.md invariant 3: a total deadline for the whole head, not a per-read idle
+    // timer that a slow sender could extend forever (U28).
+    const headMs = this.#ctx.limits.headerTimeoutMs;
+    if (headMs > 0) this.#timer = setTimeout(() => this.#onHeadTimeout(), headMs);
+    this.#conn.start(this);
+  }
+
+  destroy(): void {
+    this.#conn.socket.destroy();
+  }
+
+  // ReadSink ------------------------------------------------------------------------------
+
+  onData(chunk: Uint8Array): void {
+    if (this.#phase === 'closed') return;
+    this.#bytesIn += chunk.length;
+    // After the request: surplus (a pipelined packet, lingering body) is read and dropped.
+    if (this.#phase === 'done') return;
+    if (this.#start.length < 8) {
+      this.#start += String.fromCharCode(...chunk.subarray(0, 8 - this.#start.length));
+    }
+    try {
+      this.#decoder.push(chunk);
+    } catch (err) {
+      this.#onDecodeFailure(err);
+      return;
+    }
+    const run = this.#pendingDispatch;
+    if (run !== undefined) {
+      this.#pendingDispatch = undefined;
+      run();
+    }
+  }
+
+  onEnd(): void {
+    if (this.#phase === 'closed' || this.#phase === 'done') {
+      // Half-close after a complete request: the response still goes out (U31).
+      this.#inputDone = true;
+      this.#maybeLinger();
+      return;
+    }
+    try {
+      this.#decoder.end();
+    } catch (err) {
+      if (this.#phase === 'head') {
+        if (this.#bytesIn === 0) {
+          // U01: connect and close without a byte is not worth a warning.
+          this.#ctx.log.debug({ listener: this.#ctx.listener }, 'uwsgi connection closed idle');
+          this.destroy();
+        } else {
+          this.#onDecodeFailure(err);
+        }
+        return;
+      }
+      // EOF inside the declared body (U13): the app sees an aborted request, as with Node's
+      // own server when a client disconnects mid-upload; nothing more can be sent usefully.
+      // After the response it is ordinary: a front end that has its answer stops sending.
+      const level = this.#responded ? 'debug' : 'info';
+      this.#ctx.log[level](
+        { ...this.#peer(), bytesIn: this.#bytesIn, code: codeOf(err) },
+        'uwsgi request body truncated',
+      );
+      this.#inputDone = true;
+      this.#abortRequest();
+      this.destroy();
+    }
+  }
+
+  onError(err: Error): void {
+    this.#ctx.log.debug({ err, ...this.#peer() }, 'uwsgi connection error');
+  }
+
+  // Decoder callbacks ---------------------------------------------------------------------
+
+  #onHeader(h: PacketHeader): void {
+    const m1 = h.modifier1;
+    if (m1 !== MODIFIER1.WSGI && m1 !== MODIFIER1.MANAGE_PATH_INFO && m1 !== MODIFIER1.PING) {
+      throw new Refusal(`unsupported modifier1 ${m1}`);
+    }
+  }
+
+  #onVars(vars: UwsgiVars, h: PacketHeader): number | undefined {
+    this.#clearTimer();
+    this.#phase = 'body';
+    if (h.modifier1 === MODIFIER1.PING) {
+      this.#phase = 'done';
+      this.#inputDone = true;
+      this.#respondRaw(encodePong());
+      return 0;
+    }
+    let request: UwsgiRequest;
+    try {
+      request = varsToRequest(vars);
+    } catch (err) {
+      if (!(err instanceof UwsgiError)) throw err;
+      // U05/U12: a readable head that is no valid request. The body length is unknown (a bad
+      // CONTENT_LENGTH is one reason), so everything up to EOF is taken as body and dropped.
+      this.#reject(400, err.message, err.code);
+      this.#armBodyDeadline();
+      return undefined;
+    }
+    const limits = this.#ctx.limits;
+    if (request.contentLength > limits.maxBodySize) {
+      this.#reject(
+        413,
+        `CONTENT_LENGTH ${request.contentLength} exceeds maxBodySize ${limits.maxBodySize}`,
+      );
+      this.#armBodyDeadline();
+      return request.contentLength;
+    }
+    const socket = this.#conn.socket;
+    reportPeer(socket, request.remoteAddress, request.remotePort);
+    const req = new UwsgiIncomingMessage(socket, request, {
+      resume: () => {
+        if (this.#phase === 'body') this.#conn.resume();
+      },
+      discard: () => {
+        this.#discard = true;
+        this.#conn.resume();
+      },
+    });
+    this.#req = req;
+    const res = new UwsgiServerResponse(req);
+    res.attach(socket);
+    res.once('finish', () => this.#onResponseFinished());
+    const origin: RequestOrigin = {
+      protocol: 'uwsgi',
+      listener: this.#ctx.listener,
+      remoteAddress: request.remoteAddress === '' ? undefined : request.remoteAddress,
+      vars,
+      scheme: request.scheme,
+    };
+    // Dispatch once push() has returned, so the app never runs inside the decoder.
+    this.#pendingDispatch = () => this.#ctx.dispatch(req, res, origin);
+    if (request.contentLength === 0) {
+      req.complete = true;
+      req.push(null);
+      return 0;
+    }
+    this.#armBodyDeadline();
+    return request.contentLength;
+  }
+
+  #onBody(chunk: Uint8Array): void {
+    const req = this.#req;
+    if (req === undefined || this.#discard) return;
+    // net transport chunks are fresh Buffers per read (zero-copy view); a transport that reuses
+    // its read buffer (transientReads) needs a copy for anything kept past this call.
+    const buf = this.#conn.transientReads
+      ? Buffer.from(chunk)
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (!req.push(buf)) this.#conn.pause();
+  }
+
+  #onBodyEnd(): void {
+    if (this.#phase === 'closed') return;
+    this.#phase = 'done';
+    this.#inputDone = true;
+    this.#clearTimer();
+    const req = this.#req;
+    if (req !== undefined && !this.#discard && !req.complete) {
+      req.complete = true;
+      req.push(null);
+    }
+    // Keep reading: surplus bytes are dropped, and an unread receive queue at close means RST.
+    this.#conn.resume();
+    this.#maybeLinger();
+  }
+
+  // Responses and closing -----------------------------------------------------------------
+
+  #onResponseFinished(): void {
+    this.#markResponded();
+    const req = this.#req as
+      | (UwsgiIncomingMessage & {
+          _consuming: boolean;
+          _readableState: { resumeScheduled: boolean };
+          _dump(): void;
+        })
+      | undefined;
+    // _http_server.js resOnFinish: an unread body is dumped so the request still ends.
+    if (req !== undefined && !req._consuming && !req._readableState.resumeScheduled) req._dump();
+    this.#conn.resume();
+    this.#maybeLinger();
+  }
+
+  /**
+   * A response the container writes itself (400, 413, pong), ended at once: the body length may
+   * be unknown (bad CONTENT_LENGTH), and a peer that reads to EOF (Apache, a raw client) must
+   * not wait for a body it will never send. Input is still read and dropped until EOF or the
+   * body deadline; on the net transport `end()` is a half-close, so nothing unread meets
+   * close(2) while the peer is still sending.
+   */
+  #respondRaw(bytes: Uint8Array | string): void {
+    this.#markResponded();
+    this.#discard = true;
+    this.#conn.socket.end(bytes);
+    this.#conn.resume();
+    this.#maybeLinger();
+  }
+
+  #reject(status: number, reason: string, code?: string): void {
+    this.#ctx.log.info(
+      { status, reason, ...(code === undefined ? {} : { code }), ...this.#peer() },
+      'uwsgi request refused',
+    );
+    const body = `${status} ${STATUS_CODES[status] ?? ''}\n`;
+    this.#respondRaw(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+        'Content-Type: text/plain; charset=utf-8\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Date: ${new Date().toUTCString()}\r\n` +
+        'Connection: close\r\n\r\n' +
+        body,
+    );
+  }
+
+  #markResponded(): void {
+    if (this.#responded) return;
+    this.#responded = true;
+    this.#hooks.onIdle?.();
+  }
+
+  /**
+   * Response written and input complete: end the connection. `end()` waits for pending writes;
+   * on the net transport it is a half-close (FIN) and the socket closes when the peer's EOF
+   * arrives, bounded here; a transport whose `end()` closes outright is done at once. Never
+   * earlier: the write side is shut only after the declared body was read, since a transport
+   * may close the descriptor on `end()`, and unread input at close(2) sends RST.
+   */
+  #maybeLinger(): void {
+    if (!this.#responded || !this.#inputDone || this.#phase === 'closed') return;
+    const socket = this.#conn.socket;
+    if (!socket.writableEnded) socket.end();
+    this.#clearTimer();
+    this.#timer = setTimeout(() => this.destroy(), LINGER_MS);
+  }
+
+  #armBodyDeadline(): void {
+    this.#clearTimer();
+    if (this.#ctx.limits.bodyTimeoutMs <= 0) return;
+    this.#timer = setTimeout(() => this.#onBodyTimeout(), this.#ctx.limits.bodyTimeoutMs);
+  }
+
+  #onHeadTimeout(): void {
+    if (this.#phase !== 'head') return;
+    if (this.#bytesIn === 0) {
+      this.#ctx.log.debug({ listener: this.#ctx.listener }, 'uwsgi connection closed idle');
+    } else {
+      this.#refuse('header deadline exceeded', undefined);
+    }
+    this.destroy();
+  }
+
+  #onBodyTimeout(): void {
+    if (this.#phase !== 'body') return;
+    if (this.#responded && this.#req === undefined) {
+      // A 400/413 was sent and the peer kept the connection open: nothing more to wait for.
+      this.destroy();
+      return;
+    }
+    this.#ctx.stats.protocolErrors++;
+    this.#ctx.log.warn(
+      { ...this.#peer(), bytesIn: this.#bytesIn, timeoutMs: this.#ctx.limits.bodyTimeoutMs },
+      'uwsgi request body deadline exceeded',
+    );
+    this.#abortRequest();
+    this.destroy();
+  }
+
+  #onDecodeFailure(err: unknown): void {
+    if (this.#phase === 'closed') return;
+    if (!(err instanceof UwsgiError) && !(err instanceof Refusal)) {
+      // Thrown inside a decoder callback: a bug of ours, or an app 'data' listener that
+      // req.push() ran synchronously. Only this connection is lost, the process carries on.
+      this.#ctx.log.error({ err, ...this.#peer() }, 'uwsgi connection failed');
+      this.#abortRequest();
+      this.destroy();
+      return;
+    }
+    const reason = HTTP_REQUEST_START.test(this.#start) ? 'HTTP sent to uwsgi socket' : err.message;
+    this.#refuse(reason, err instanceof UwsgiError ? err.code : undefined);
+    this.#abortRequest();
+    this.destroy();
+  }
+
+  /** REJ: one record with the reason, code, peer and sizes; the caller closes. */
+  #refuse(reason: string, code: string | undefined): void {
+    this.#ctx.stats.protocolErrors++;
+    const header = this.#decoder.header;
+    this.#ctx.log.warn(
+      {
+        reason,
+        ...(code === undefined ? {} : { code }),
+        ...this.#peer(),
+        bytesIn: this.#bytesIn,
+        ...(header === undefined ? {} : { modifier1: header.modifier1, datasize: header.datasize }),
+        maxVarsSize: this.#ctx.limits.bufferSize,
+      },
+      'uwsgi request rejected',
+    );
+  }
+
+  #abortRequest(): void {
+    const req = this.#req;
+    if (req === undefined || req.destroyed) return;
+    if (!req.complete) req.destroy(abortedError());
+  }
+
+  #onSocketClose(): void {
+    if (this.#phase === 'closed') return;
+    this.#phase = 'closed';
+    this.#clearTimer();
+    const req = this.#req;
+    if (req !== undefined && !req.destroyed) {
+      // As _http_server.js abortIncoming: a request whose exchange did not finish learns that
+      // its client is gone ('aborted' if its body was incomplete, then 'close').
+      if (!req.complete) req.destroy(abortedError());
+      else if (!this.#responded) req.destroy();
+    }
+    const wasBusy = !this.#responded;
+    this.#responded = true;
+    if (wasBusy) this.#hooks.onIdle?.();
+    this.#hooks.onClose?.();
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #peer(): { peer: string; listener: string } {
+    const socket = this.#conn.socket;
+    // Before reportPeer() these are the front end's address (undefined on unix sockets).
+    const address = socket.remoteAddress;
+    return {
+      peer: address === undefined ? 'unix' : `${address}:${socket.remotePort}`,
+      listener: this.#ctx.listener,
+    };
+  }
+}
+
+function codeOf(err: unknown): string | undefined {
+  return err instanceof UwsgiError ? err.code : undefined;
+}
