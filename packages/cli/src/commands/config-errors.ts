@@ -1,0 +1,26 @@
+import type { ConfigIssue } from '@uwsgi-ts/container';
+
+/** The issues of a `UWSGI_ERR_CONFIG_INVALID` error (matched by code, per STYLE.md), else undefined. */
+export function configIssues(err: unknown): readonly ConfigIssue[] | undefined {
+  if (err === null || typeof err !== 'object') return undefined;
+  const { code, issues } = err as { code?: unknown; issues?: unknown };
+  return code === 'UWSGI_ERR_CONFIG_INVALID' && Array.isArray(issues)
+    ? (issues as ConfigIssue[])
+    : undefined;
+}
+
+/** `UWSGI_ERR_LISTEN: cannot bind ... (cause: listen EADDRINUSE ...)` */
+export function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as { code?: unknown }).code;
+  let text =
+    typeof code === 'string' && !err.message.includes(code)
+      ? `${code}: ${err.message}`
+      : err.message;
+  let cause: unknown = err.cause;
+  for (let depth = 0; cause instanceof Error && depth < 3; depth += 1) {
+    text += ` (cause: ${cause.message})`;
+    cause = cause.cause;
+  }
+  return text;
+}

@@ -1,0 +1,228 @@
+/**
+ * The one table of commands and options. `parseCommandLine` builds node:util parseArgs options
+ * from it and usage.ts renders --help from it, so the two cannot drift apart.
+ */
+import { parseArgs } from 'node:util';
+import { usageError } from './errors.ts';
+
+export interface OptionSpec {
+  /** Long name, used as `--name` and as the key in parsed values. */
+  readonly name: string;
+  readonly short?: string;
+  readonly type: 'string' | 'boolean';
+  /** Repeatable (`-H a -H b`). */
+  readonly multiple?: boolean;
+  /** Placeholder shown in usage for string options. */
+  readonly value?: string;
+  readonly description: string;
+}
+
+export type CommandName = 'run' | 'check' | 'request' | 'schema' | 'help';
+
+export interface CommandSpec {
+  readonly name: CommandName;
+  readonly aliases: readonly string[];
+  /** Positional synopsis, e.g. `CONFIG...`. */
+  readonly synopsis: string;
+  readonly minArgs: number;
+  readonly maxArgs: number;
+  readonly summary: string;
+  /** Paragraphs shown by `uwsgi-ts CMD --help` after the synopsis. */
+  readonly details: readonly string[];
+  readonly options: readonly OptionSpec[];
+}
+
+/** Accepted by every command. */
+export const COMMON_OPTIONS: readonly OptionSpec[] = [
+  { name: 'help', short: 'h', type: 'boolean', description: 'Show help and exit.' },
+  { name: 'version', short: 'v', type: 'boolean', description: 'Print the version and exit.' },
+];
+
+export const COMMANDS: readonly CommandSpec[] = [
+  {
+    name: 'run',
+    aliases: ['serve'],
+    synopsis: 'CONFIG',
+    minArgs: 1,
+    maxArgs: 1,
+    summary: 'Run a container from a YAML config until SIGTERM or SIGINT.',
+    details: [
+      'Loads and validates CONFIG, binds every listener, loads every app, then logs one "ready" record on stdout. SIGTERM or SIGINT stops gracefully: listeners close, in-flight requests get up to shutdownTimeoutMs to finish, then the exit code is 0. A second signal closes every connection at once.',
+      'Exit codes: 0 after a signal-initiated stop, 1 when the config is invalid or the container fails to start, 2 for usage errors.',
+    ],
+    options: [
+      {
+        name: 'log-format',
+        type: 'string',
+        value: 'json|pretty|auto',
+        description: 'Override log.format from the config.',
+      },
+    ],
+  },
+  {
+    name: 'check',
+    aliases: [],
+    synopsis: 'CONFIG...',
+    minArgs: 1,
+    maxArgs: Number.POSITIVE_INFINITY,
+    summary: 'Validate config files; print every issue as file:line:col path message.',
+    details: [
+      'Each CONFIG is parsed, interpolated with the environment, validated and checked like `run` would, without listening or loading apps. Issues go to stderr, one per line; "FILE: ok" lines (or, with --print, the effective configs) go to stdout.',
+      'Exit codes: 0 when every file is valid, 1 when any is not, 2 for usage errors.',
+    ],
+    options: [
+      {
+        name: 'print',
+        short: 'p',
+        type: 'boolean',
+        description: 'Print each effective config (defaults filled in, paths absolute) as YAML.',
+      },
+    ],
+  },
+  {
+    name: 'request',
+    aliases: [],
+    synopsis: 'ADDRESS [METHOD] PATH',
+    minArgs: 2,
+    maxArgs: 3,
+    summary: 'Send one HTTP request over the uwsgi protocol, as nginx would.',
+    details: [
+      'ADDRESS is host:port, [v6]:port, or a unix socket path (anything with a "/", or unix:PATH). PATH is the request target with its query string, e.g. /api/items?x=1. METHOD defaults to GET, or POST when a body is given.',
+      "The packet carries the vars that nginx's stock uwsgi_params sends, in the same order, then one HTTP_* var per header, then the body. The response body is written to stdout as it arrives; with -i the status line and headers go to stderr first.",
+      'Exit codes: 0 for a 2xx or 3xx status, 1 for any other status, a connection error, a malformed response or a timeout, 2 for usage errors.',
+    ],
+    options: [
+      {
+        name: 'header',
+        short: 'H',
+        type: 'string',
+        multiple: true,
+        value: "'Name: value'",
+        description: 'Add a request header (repeatable).',
+      },
+      {
+        name: 'data',
+        short: 'd',
+        type: 'string',
+        value: 'DATA',
+        description: 'Request body (UTF-8 text).',
+      },
+      {
+        name: 'data-file',
+        type: 'string',
+        value: 'FILE',
+        description: 'Request body read from FILE.',
+      },
+      {
+        name: 'host',
+        type: 'string',
+        value: 'HOST',
+        description: 'Host header and SERVER_NAME (default: localhost).',
+      },
+      {
+        name: 'include',
+        short: 'i',
+        type: 'boolean',
+        description: 'Write the response status line and headers to stderr.',
+      },
+      {
+        name: 'raw',
+        type: 'boolean',
+        description: 'Write the whole response, head included, to stdout unparsed.',
+      },
+      {
+        name: 'timeout',
+        type: 'string',
+        value: 'MS',
+        description: 'Give up after MS milliseconds in total (default 30000; 0 = never).',
+      },
+    ],
+  },
+  {
+    name: 'schema',
+    aliases: [],
+    synopsis: '',
+    minArgs: 0,
+    maxArgs: 0,
+    summary: 'Print the JSON Schema of the config file.',
+    details: [
+      'Point an editor at it for completion and validation, e.g. with a first line "# yaml-language-server: $schema=/path/to/schema.json".',
+    ],
+    options: [],
+  },
+  {
+    name: 'help',
+    aliases: [],
+    synopsis: '[COMMAND]',
+    minArgs: 0,
+    maxArgs: 1,
+    summary: 'Show help for uwsgi-ts or for one command.',
+    details: [],
+    options: [],
+  },
+];
+
+export function findCommand(name: string): CommandSpec | undefined {
+  return COMMANDS.find((c) => c.name === name || c.aliases.includes(name));
+}
+
+export type OptionValues = Readonly<
+  Record<string, string | boolean | readonly string[] | undefined>
+>;
+
+export interface ParsedCommandLine {
+  readonly values: OptionValues;
+  readonly positionals: readonly string[];
+}
+
+/**
+ * Parses the arguments after the command name. Unknown options, missing values and wrong
+ * argument counts are usage errors; `--` ends options. Argument counts are not checked when
+ * --help or --version is present, so `uwsgi-ts run --help` works without a CONFIG.
+ */
+export function parseCommandLine(command: CommandSpec, args: readonly string[]): ParsedCommandLine {
+  const options: Record<
+    string,
+    { type: 'string' | 'boolean'; short?: string; multiple?: boolean }
+  > = {};
+  for (const spec of [...command.options, ...COMMON_OPTIONS]) {
+    options[spec.name] = {
+      type: spec.type,
+      ...(spec.short === undefined ? {} : { short: spec.short }),
+      ...(spec.multiple === true ? { multiple: true } : {}),
+    };
+  }
+  let parsed: { values: Record<string, unknown>; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+  } catch (err) {
+    // parseArgs messages are precise ("Unknown option '--foo'") but mention its own internals
+    // for some cases; keep the first sentence.
+    const message = (err as Error).message.split('. ')[0] ?? 'invalid arguments';
+    throw usageError(message.replace(/\.$/, ''), command.name);
+  }
+  const values = parsed.values as OptionValues;
+  if (values['help'] !== true && values['version'] !== true) {
+    const count = parsed.positionals.length;
+    if (count < command.minArgs) {
+      throw usageError(`missing argument: ${command.name} ${command.synopsis}`, command.name);
+    }
+    if (count > command.maxArgs) {
+      const extra = parsed.positionals.slice(command.maxArgs).join(' ');
+      throw usageError(`unexpected argument: ${extra}`, command.name);
+    }
+  }
+  return { values, positionals: parsed.positionals };
+}
+
+/** Value of a string option, or undefined. */
+export function stringOption(values: OptionValues, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** Values of a repeatable string option. */
+export function stringsOption(values: OptionValues, name: string): readonly string[] {
+  const value = values[name];
+  return Array.isArray(value) ? value : typeof value === 'string' ? [value] : [];
+}
