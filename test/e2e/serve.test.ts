@@ -1,0 +1,202 @@
+/**
+ * The CLI as a user runs it: `uwsgi-ts run` (ready line, serving on every listener, graceful
+ * SIGTERM with a request in flight, exit 0), `uwsgi-ts check` exit codes, and
+ * `uwsgi-ts request` against the running container.
+ */
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { assertBuilt, type RunningContainer, runCli, startContainer } from '../utils/cli.ts';
+import { APPS_DIR, TRANSPORT, writeConfig } from '../utils/config.ts';
+import { request } from '../utils/http-client.ts';
+import { connect, parseTarget } from '../utils/net.ts';
+import { makeTmpDir, removeTmpDir } from '../utils/tmp.ts';
+import { encodeRequest, nginxLikeVars, uwsgiRequest } from '../utils/uwsgi-client.ts';
+
+describe(`uwsgi-ts CLI (transport ${TRANSPORT ?? 'default'})`, () => {
+  let dir: string;
+  let container: RunningContainer | undefined;
+
+  beforeAll(() => {
+    assertBuilt();
+  });
+
+  beforeEach(async () => {
+    dir = await makeTmpDir('e2e-serve');
+  });
+
+  afterEach(async () => {
+    await container?.kill();
+    container = undefined;
+    await removeTmpDir(dir);
+  });
+
+  it('run: logs one ready line with every listener and mount, then serves on each', async () => {
+    const config = await writeConfig(dir, {
+      mounts: [
+        { path: '/', app: 'plain.mjs' },
+        { path: '/express', app: 'express.mjs' },
+      ],
+    });
+    container = await startContainer(config);
+    const { ready, listeners } = container;
+    expect(listeners.map((l) => l.protocol)).toEqual(['uwsgi', 'uwsgi', 'http']);
+    expect(listeners[0]!.address).toBe(`unix:${join(dir, 'app.sock')}`);
+    expect(listeners[1]!.address).toMatch(/^127\.0\.0\.1:[1-9]\d*$/);
+    expect(listeners[2]!.address).toMatch(/^127\.0\.0\.1:[1-9]\d*$/);
+    expect(ready['mounts']).toEqual([
+      expect.objectContaining({ path: '/', app: join(APPS_DIR, 'plain.mjs') }),
+      expect.objectContaining({ path: '/express', app: join(APPS_DIR, 'express.mjs') }),
+    ]);
+    expect(container.logs.filter((r) => r.msg === 'ready')).toHaveLength(1);
+    // The suites run per transport: make sure the one asked for is the one serving.
+    if (TRANSPORT && TRANSPORT !== 'auto') expect(ready['transport']).toBe(TRANSPORT);
+
+    for (const kind of ['unix', 'tcp'] as const) {
+      const res = await uwsgiRequest(
+        container.target('uwsgi', kind),
+        nginxLikeVars('GET', '/express/x?y=1'),
+      );
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.body.toString())).toMatchObject({
+        framework: 'express',
+        url: '/x?y=1',
+        originalUrl: '/express/x?y=1',
+      });
+      expect(res.header('connection')).toBe('close');
+      expect(res.header('transfer-encoding')).toBeUndefined();
+    }
+    const http = parseTarget(container.address('http'));
+    const res = await request(`http://127.0.0.1:${'port' in http ? http.port : 0}/express/h`);
+    expect(res.status).toBe(200);
+    expect(res.json()).toMatchObject({ framework: 'express', url: '/h' });
+
+    // Access log: one record per request, with the documented fields.
+    const access = await container.waitForLog(
+      (r) => r.msg === 'request' && r['url'] === '/express/h',
+    );
+    expect(access).toMatchObject({ method: 'GET', status: 200, mount: '/express' });
+
+    const exit = await container.stop('SIGTERM');
+    expect(exit).toEqual({ code: 0, signal: null });
+    // A unix listener removes its socket file when it closes.
+    expect(existsSync(join(dir, 'app.sock'))).toBe(false);
+  });
+
+  it('run: SIGTERM lets an in-flight request finish, then exits 0', async () => {
+    const config = await writeConfig(dir, {
+      mounts: [{ path: '/', app: 'plain.mjs' }],
+      shutdownTimeoutMs: 10_000,
+    });
+    container = await startContainer(config);
+    const running = container;
+    let signalled = false;
+    const body = await new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const s = connect(running.target('uwsgi', 'unix'));
+      // A raw client reading to EOF, as a front end does.
+      s.once('connect', () => s.write(encodeRequest(nginxLikeVars('GET', '/drip?ms=400'))));
+      s.on('data', (c: Buffer) => {
+        chunks.push(c);
+        // Once the head and the first piece arrived the request is in flight: stop now.
+        if (!signalled && Buffer.concat(chunks).includes('first\n')) {
+          signalled = true;
+          running.child.kill('SIGTERM');
+        }
+      });
+      s.on('error', reject);
+      s.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    });
+    expect(body).toMatch(/^HTTP\/1\.1 200 /);
+    expect(body.endsWith('first\nlast\n')).toBe(true);
+    const exit = await running.exited;
+    expect(exit).toEqual({ code: 0, signal: null });
+  });
+
+  it('run: a second instance on a live socket path exits non-zero; the first keeps serving', async () => {
+    const config = await writeConfig(dir, { mounts: [{ path: '/', app: 'plain.mjs' }] });
+    container = await startContainer(config);
+    const second = await runCli(['run', config, '--log-format', 'json'], { timeoutMs: 10_000 });
+    expect(second.code).toBe(1);
+    const res = await uwsgiRequest(container.target('uwsgi', 'unix'), nginxLikeVars('GET', '/a'));
+    expect(res.status).toBe(200);
+    expect(existsSync(join(dir, 'app.sock'))).toBe(true);
+    expect(await container.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('run: after a SIGKILL the stale socket file is reused on restart', async () => {
+    const config = await writeConfig(dir, { mounts: [{ path: '/', app: 'plain.mjs' }] });
+    const first = await startContainer(config);
+    expect(await first.stop('SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
+    // Nobody unlinked it: connecting gives ECONNREFUSED, which marks it stale.
+    expect(existsSync(join(dir, 'app.sock'))).toBe(true);
+    container = await startContainer(config);
+    const res = await uwsgiRequest(container.target('uwsgi', 'unix'), nginxLikeVars('GET', '/b'));
+    expect(res.status).toBe(200);
+    expect(await container.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('check: 0 for a valid config, 1 with file:line:col for an invalid one, 2 for usage', async () => {
+    const good = await writeConfig(dir, { mounts: [{ path: '/', app: 'plain.mjs' }] });
+    const ok = await runCli(['check', good]);
+    expect(ok.code, ok.stderr).toBe(0);
+
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(
+      bad,
+      `listeners:\n  - protocol: uwsgi\n    address: app.sock\nmounts:\n  - path: nope\n    app: ${join(APPS_DIR, 'plain.mjs')}\nwrokers: 4\n`,
+    );
+    const r = await runCli(['check', bad]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${bad}:5:`);
+    expect(r.stderr).toMatch(/wrokers/);
+
+    const both = await runCli(['check', good, bad]);
+    expect(both.code).toBe(1);
+
+    const usage = await runCli(['check']);
+    expect(usage.code).toBe(2);
+    const unknown = await runCli(['frobnicate']);
+    expect(unknown.code).toBe(2);
+  });
+
+  it('run: exits 1 for an invalid config without listening', async () => {
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(bad, 'listeners: []\nmounts: 5\n');
+    const r = await runCli(['run', bad, '--log-format', 'json'], { timeoutMs: 10_000 });
+    expect(r.code).toBe(1);
+  });
+
+  it('request: talks uwsgi to the running container', async () => {
+    const config = await writeConfig(dir, { mounts: [{ path: '/', app: 'plain.mjs' }] });
+    container = await startContainer(config);
+    const unix = container.address('uwsgi', 'unix');
+    const tcp = container.address('uwsgi', 'tcp');
+
+    const get = await runCli(['request', unix, '/hello?x=1', '-H', 'X-Test: yes']);
+    expect(get.code, get.stderr).toBe(0);
+    const echo = JSON.parse(get.stdout) as {
+      method: string;
+      url: string;
+      headers: Record<string, string>;
+    };
+    expect(echo).toMatchObject({ method: 'GET', url: '/hello?x=1' });
+    expect(echo.headers['x-test']).toBe('yes');
+
+    const post = await runCli(['request', tcp, 'PUT', '/up', '-d', 'hello body', '-i']);
+    expect(post.code, post.stderr).toBe(0);
+    expect(JSON.parse(post.stdout)).toMatchObject({ method: 'PUT', bodyLength: 10 });
+    expect(post.stderr).toMatch(/^HTTP\/1\.1 200/m);
+
+    // A non-2xx/3xx status is exit 1.
+    const fail = await runCli(['request', unix, '/throw']);
+    expect(fail.code).toBe(1);
+
+    const exit = await container.stop();
+    expect(exit).toEqual({ code: 0, signal: null });
+    // Nothing listens any more: a connection error is exit 1.
+    const gone = await runCli(['request', tcp, '/', '--timeout', '2000']);
+    expect(gone.code).toBe(1);
+  });
+});
