@@ -8,7 +8,8 @@
  * socket file is created under a umask derived from `mode`, so its permissions are never wider
  * than configured, not even between bind(2) and a later chmod(2) (R15).
  */
-import { chmod, lstat, unlink } from 'node:fs/promises';
+import { chmodSync } from 'node:fs';
+import { lstat, unlink } from 'node:fs/promises';
 import { connect, type Server } from 'node:net';
 import { ContainerError } from '../errors.ts';
 import { formatListenTarget } from './address.ts';
@@ -73,16 +74,25 @@ function bind(server: Server, target: ListenTarget, backlog: number): Promise<vo
       case 'unix': {
         // bind(2) happens synchronously inside listen() on the primary (net.js setupListenHandle
         // -> createServerHandle -> handle.bind), so the umask only needs to cover this call.
+        // A umask of ~mode makes bind(2) create the file with exactly `mode` (0777 & ~umask).
         const previous = trySetUmask(0o777 & ~target.mode);
+        if (previous === undefined) {
+          // Worker threads cannot set the umask: fix the mode before anyone learns that we
+          // listen (prepended, so it runs before onListening resolves and while onError can
+          // still reject). Synchronous, so no chmod is left in flight when the caller closes.
+          server.prependOnceListener('listening', () => {
+            try {
+              chmodSync(target.path, target.mode);
+            } catch (err) {
+              server.emit('error', err);
+            }
+          });
+        }
         try {
           server.listen({ path: target.path, backlog });
         } finally {
           if (previous !== undefined) process.umask(previous);
         }
-        // Exact mode even where the umask could not be set (worker threads) or was stricter.
-        server.once('listening', () => {
-          chmod(target.path, target.mode).catch((err: unknown) => server.emit('error', err));
-        });
         break;
       }
     }
