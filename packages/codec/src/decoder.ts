@@ -68,6 +68,26 @@ function checkBodyLength(value: unknown): number {
 }
 
 /**
+ * `UWSGI_ERR_VARS_TOO_LARGE` for a header whose datasize exceeds the limit. The size field is
+ * at packet offset 1. Internal: shared with `decodePacket`.
+ */
+export function varsTooLarge(datasize: number, maxVarsSize: number): UwsgiError {
+  return new UwsgiError(
+    'UWSGI_ERR_VARS_TOO_LARGE',
+    `vars block of ${datasize} bytes exceeds maxVarsSize ${maxVarsSize}`,
+    { offset: 1 },
+  );
+}
+
+/** `UWSGI_ERR_PACKET_TRUNCATED` at stream offset `offset`. Internal: shared with `decodePacket`. */
+export function truncated(what: string, offset: number): UwsgiError {
+  return new UwsgiError('UWSGI_ERR_PACKET_TRUNCATED', `stream ended early: ${what}`, { offset });
+}
+
+/** The default options, shared: no allocation per decoder. */
+export const NO_OPTIONS: DecoderOptions = Object.freeze({});
+
+/**
  * Push decoder for one uwsgi request: header, vars block, body.
  *
  * `push()` and `end()` throw `UwsgiError` on bad input and then stay `failed` (rethrowing the
@@ -95,7 +115,7 @@ export class PacketDecoder {
    * @throws {UwsgiError} `UWSGI_ERR_ARG_INVALID` when a limit is not a non-negative integer or
    * `encoding` is unknown.
    */
-  constructor(handler: DecoderHandler, options: DecoderOptions = {}) {
+  constructor(handler: DecoderHandler, options: DecoderOptions = NO_OPTIONS) {
     if (handler === null || typeof handler !== 'object' || typeof handler.onVars !== 'function') {
       throw new UwsgiError('UWSGI_ERR_ARG_INVALID', 'handler.onVars must be a function');
     }
@@ -183,9 +203,7 @@ export class PacketDecoder {
   }
 
   #truncated(what: string): never {
-    const err = new UwsgiError('UWSGI_ERR_PACKET_TRUNCATED', `stream ended early: ${what}`, {
-      offset: this.#consumed,
-    });
+    const err = truncated(what, this.#consumed);
     this.#fail(err);
     throw err;
   }
@@ -276,12 +294,7 @@ export class PacketDecoder {
   #onHeader(header: PacketHeader, chunk: Uint8Array, i: number): number {
     this.#header = header;
     if (header.datasize > this.#maxVarsSize) {
-      // The size field is at packet offset 1.
-      throw new UwsgiError(
-        'UWSGI_ERR_VARS_TOO_LARGE',
-        `vars block of ${header.datasize} bytes exceeds maxVarsSize ${this.#maxVarsSize}`,
-        { offset: 1 },
-      );
+      throw varsTooLarge(header.datasize, this.#maxVarsSize);
     }
     this.#state = 'vars';
     this.#handler.onHeader?.(header);

@@ -3,11 +3,18 @@
  */
 
 import { writeLatin1 } from './bytes.ts';
-import { HEADER_SIZE, MODIFIER1 } from './constants.ts';
-import { type DecoderHandler, type DecoderOptions, PacketDecoder } from './decoder.ts';
+import { DEFAULT_MAX_VARS, DEFAULT_MAX_VARS_SIZE, HEADER_SIZE, MODIFIER1 } from './constants.ts';
+import { type DecoderOptions, NO_OPTIONS, truncated, varsTooLarge } from './decoder.ts';
 import { UwsgiError } from './errors.ts';
 import { checkUint, type PacketHeader, writeHeader } from './header.ts';
-import { encodeVarsWithRoom, type UwsgiVars, type VarsEncoding, type VarsInput } from './vars.ts';
+import {
+  checkEncoding,
+  checkLimit,
+  decodeVarsRange,
+  encodeVarsWithRoom,
+  type VarsEncoding,
+  type VarsInput,
+} from './vars.ts';
 
 /** Options of `encodePacket`. */
 export interface EncodePacketOptions {
@@ -46,37 +53,35 @@ export function encodePacket(vars: VarsInput, options: EncodePacketOptions = {})
 }
 
 /**
- * Decodes one packet (header + vars) from the start of `bytes`, through `PacketDecoder`. Bytes
- * after `byteLength` (a body, a second packet) are ignored.
+ * Decodes one packet (header + vars) from the start of `bytes`. Bytes after `byteLength` (a
+ * body, a second packet) are ignored. Same checks, errors and offsets as feeding `bytes` to a
+ * `PacketDecoder` and calling `end()`, without building one: a one-shot decode has no stream
+ * state to keep.
  *
  * @throws {UwsgiError} `UWSGI_ERR_PACKET_TRUNCATED` (fewer bytes than header + datasize),
  * `UWSGI_ERR_VARS_TOO_LARGE`, `UWSGI_ERR_VARS_TOO_MANY`, `UWSGI_ERR_VARS_MALFORMED`,
  * `UWSGI_ERR_VARS_ENCODING`, `UWSGI_ERR_ARG_INVALID` (options).
  */
-export function decodePacket(bytes: Uint8Array, options: DecoderOptions = {}): DecodedPacket {
-  const collected = new Collector();
-  const decoder = new PacketDecoder(collected, options);
-  decoder.push(bytes);
-  decoder.end();
-  const h = collected.header!;
+export function decodePacket(
+  bytes: Uint8Array,
+  options: DecoderOptions = NO_OPTIONS,
+): DecodedPacket {
+  // Options are checked in the decoder's order, so that the first bad one is reported the same.
+  const maxVarsSize = checkLimit('maxVarsSize', options.maxVarsSize, DEFAULT_MAX_VARS_SIZE);
+  const maxVars = checkLimit('maxVars', options.maxVars, DEFAULT_MAX_VARS);
+  const utf8 = checkEncoding(options.encoding);
+  const n = bytes.length;
+  if (n < HEADER_SIZE) throw truncated(`${HEADER_SIZE - n} header bytes missing`, n);
+  const datasize = bytes[1]! | (bytes[2]! << 8);
+  if (datasize > maxVarsSize) throw varsTooLarge(datasize, maxVarsSize);
+  const end = HEADER_SIZE + datasize;
+  if (n < end) throw truncated(`${end - n} vars bytes missing`, n);
   return {
-    modifier1: h.modifier1,
-    modifier2: h.modifier2,
-    vars: collected.vars,
-    byteLength: HEADER_SIZE + h.datasize,
+    modifier1: bytes[0]!,
+    modifier2: bytes[3]!,
+    vars: decodeVarsRange(bytes, HEADER_SIZE, end, maxVars, utf8, HEADER_SIZE),
+    byteLength: end,
   };
-}
-
-/** The handler behind `decodePacket`: keeps the vars, wants no body. A class, not a closure per call. */
-class Collector implements DecoderHandler {
-  header: PacketHeader | undefined;
-  vars: Array<[string, string]> = [];
-
-  onVars(vars: UwsgiVars, header: PacketHeader): number {
-    this.vars = vars as Array<[string, string]>;
-    this.header = header;
-    return 0;
-  }
 }
 
 /** A ping request: `64 00 00 00` (modifier1 100, modifier2 0, no payload). */

@@ -118,11 +118,15 @@ function varError(
   return undefined;
 }
 
+/** Set by `scanVars`: some length field of the block holds a byte >= 0x80. */
+let highLengthByte = false;
+
 /**
- * Validates the block and returns the number of vars; throws the first structural error.
- * The checks live in `varError` so that the hot loops share them.
+ * Validates the block and returns the number of vars (and sets `highLengthByte`); throws the
+ * first structural error, in block order. The checks live in `varError` so that the loop stays
+ * small: it reads 4 bytes per var.
  */
-function countVars(
+function scanVars(
   bytes: Uint8Array,
   start: number,
   end: number,
@@ -131,49 +135,55 @@ function countVars(
 ): number {
   let p = start;
   let count = 0;
+  let high = 0;
   while (p < end) {
-    const err = varError(bytes, p, end, maxVars, count, shift);
-    if (err !== undefined) throw err;
-    const keyEnd = p + 2 + (bytes[p]! | (bytes[p + 1]! << 8));
-    p = keyEnd + 2 + (bytes[keyEnd]! | (bytes[keyEnd + 1]! << 8));
+    const keyLength = bytes[p]! | (bytes[p + 1]! << 8);
+    const keyEnd = p + 2 + keyLength;
+    const valueLength = keyEnd + 1 < end ? bytes[keyEnd]! | (bytes[keyEnd + 1]! << 8) : -1;
+    const valueEnd = keyEnd + 2 + valueLength;
+    if (keyLength === 0 || valueLength < 0 || valueEnd > end || count >= maxVars) {
+      throw varError(bytes, p, end, maxVars, count, shift)!;
+    }
+    high |= keyLength | valueLength;
     count++;
+    p = valueEnd;
   }
+  highLengthByte = (high & 0x8080) !== 0;
   return count;
 }
 
 /**
- * The latin1 view of a valid block whose first decode was not pure ASCII, with arbitrary chars
- * where the length fields are (never read). Content is nearly always ASCII while length fields
- * of 128 and more are not; zeroing them in a copy keeps the engine's ASCII fast path.
+ * The text of a valid block whose length fields hold a byte >= 0x80 (any field of 128 bytes or
+ * more, or whose length is 128-255 mod 256), decoded from a copy with those fields zeroed:
+ * the length bytes are never read back as text, and content is nearly always ASCII, so this keeps
+ * the decoder's ASCII fast path for the whole block.
  */
-function maskedText(
-  bytes: Uint8Array,
-  start: number,
-  end: number,
-  count: number,
-): { text: string; ascii: boolean } {
+function maskedText(bytes: Uint8Array, start: number, end: number): string {
   const n = end - start;
   if (scratch.length < n) scratch = new Uint8Array(Math.max(n, 2 * scratch.length));
   scratch.set(bytes.subarray(start, end));
   let p = 0;
-  for (let i = 0; i < 2 * count; i++) {
+  while (p < n) {
     const length = scratch[p]! | (scratch[p + 1]! << 8);
     scratch[p] = 0;
     scratch[p + 1] = 0;
     p += 2 + length;
   }
-  const view = scratch.subarray(0, n);
-  const text = UTF8_LOOSE.decode(view);
-  if (isAsciiText(text, n)) return { text, ascii: true };
-  return { text: decodeLatin1(view), ascii: false };
+  return UTF8_LOOSE.decode(scratch.subarray(0, n));
 }
 
 /**
  * Decodes the vars block `bytes[start, end)`. Error offsets are `streamOffset` plus the
- * position within the block. Internal: `decodeVars` and the decoder call it.
+ * position within the block. Internal: `decodeVars`, `decodePacket` and the decoder call it.
  *
- * One native decode of the whole block, then `slice()` per field: a decode per string costs
- * several times more. In utf8 mode non-ASCII fields are decoded on their own.
+ * 1. One pass over the length fields (4 bytes per var, none of the content) validates the
+ *    structure, counts the vars, and notes whether a length byte is >= 0x80.
+ * 2. One native decode of the whole block (of a copy with the length fields zeroed, if one is
+ *    not ASCII): UTF-8 is the engine's fastest decoder and equals latin1 on ASCII.
+ * 3. If the text is pure ASCII, a `slice()` per field into an array of the right size: a decode
+ *    per string, or a table lookup that compares the bytes, costs more than the slice (measured:
+ *    the slice copies with memcpy, or shares the block's text from 13 chars on). Otherwise the
+ *    block is decoded again as latin1 and, in utf8 mode, non-ASCII fields one by one.
  */
 export function decodeVarsRange(
   bytes: Uint8Array,
@@ -183,55 +193,59 @@ export function decodeVarsRange(
   utf8: boolean,
   streamOffset: number,
 ): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  if (start === end) return out;
+  if (start === end) return [];
   const shift = streamOffset - start;
-  const n = end - start;
-  let whole = UTF8_LOOSE.decode(bytes.subarray(start, end));
-  if (isAsciiText(whole, n)) {
-    // Fast path: the whole block is ASCII; validate while slicing.
-    let p = start;
-    while (p < end) {
-      const keyLength = bytes[p]! | (bytes[p + 1]! << 8);
-      const keyEnd = p + 2 + keyLength;
-      const valueLength = keyEnd + 1 < end ? bytes[keyEnd]! | (bytes[keyEnd + 1]! << 8) : -1;
-      const valueEnd = keyEnd + 2 + valueLength;
-      if (keyLength === 0 || valueLength < 0 || valueEnd > end || out.length >= maxVars) {
-        throw varError(bytes, p, end, maxVars, out.length, shift)!;
-      }
-      out.push([
-        whole.slice(p + 2 - start, keyEnd - start),
-        whole.slice(keyEnd + 2 - start, valueEnd - start),
-      ]);
-      p = valueEnd;
-    }
-    return out;
-  }
-  const count = countVars(bytes, start, end, maxVars, shift);
-  const masked = maskedText(bytes, start, end, count);
-  whole = masked.text;
-  const sliceOnly = !utf8 || masked.ascii;
+  const count = scanVars(bytes, start, end, maxVars, shift);
+  const whole = highLengthByte
+    ? maskedText(bytes, start, end)
+    : UTF8_LOOSE.decode(bytes.subarray(start, end));
+  if (!isAsciiText(whole, end - start)) return decodeMixed(bytes, start, end, count, utf8, shift);
+  // Filled in full below: no hole is ever observable.
+  const out = new Array<[string, string]>(count);
   let p = start;
-  while (p < end) {
+  for (let i = 0; i < count; i++) {
+    const keyStart = p + 2 - start;
+    const keyEnd = keyStart + (bytes[p]! | (bytes[p + 1]! << 8));
+    const valueStart = keyEnd + 2;
+    const valueEnd = valueStart + (bytes[start + keyEnd]! | (bytes[start + keyEnd + 1]! << 8));
+    // Empty values are common (nginx's QUERY_STRING, CONTENT_TYPE, CONTENT_LENGTH on a GET).
+    out[i] = [
+      whole.slice(keyStart, keyEnd),
+      valueEnd === valueStart ? '' : whole.slice(valueStart, valueEnd),
+    ];
+    p = start + valueEnd;
+  }
+  return out;
+}
+
+/**
+ * `decodeVarsRange` for a valid block with a content byte >= 0x80: latin1 maps it to one char;
+ * utf8 mode decodes each non-ASCII field strictly on its own.
+ */
+function decodeMixed(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  count: number,
+  utf8: boolean,
+  shift: number,
+): Array<[string, string]> {
+  const whole = decodeLatin1(bytes.subarray(start, end));
+  const out = new Array<[string, string]>(count);
+  let p = start;
+  for (let i = 0; i < count; i++) {
     const keyStart = p + 2;
     const keyEnd = keyStart + (bytes[p]! | (bytes[p + 1]! << 8));
     const valueStart = keyEnd + 2;
     const valueEnd = valueStart + (bytes[keyEnd]! | (bytes[keyEnd + 1]! << 8));
-    if (sliceOnly) {
-      out.push([
-        whole.slice(keyStart - start, keyEnd - start),
-        whole.slice(valueStart - start, valueEnd - start),
-      ]);
-    } else {
-      out.push([
-        isAscii(bytes, keyStart, keyEnd)
-          ? whole.slice(keyStart - start, keyEnd - start)
-          : utf8At(bytes, keyStart, keyEnd, keyStart + shift),
-        isAscii(bytes, valueStart, valueEnd)
-          ? whole.slice(valueStart - start, valueEnd - start)
-          : utf8At(bytes, valueStart, valueEnd, valueStart + shift),
-      ]);
-    }
+    out[i] = [
+      !utf8 || isAscii(bytes, keyStart, keyEnd)
+        ? whole.slice(keyStart - start, keyEnd - start)
+        : utf8At(bytes, keyStart, keyEnd, keyStart + shift),
+      !utf8 || isAscii(bytes, valueStart, valueEnd)
+        ? whole.slice(valueStart - start, valueEnd - start)
+        : utf8At(bytes, valueStart, valueEnd, valueStart + shift),
+    ];
     p = valueEnd;
   }
   return out;
