@@ -5,9 +5,19 @@
 // backends so a noisy moment on the shared machine hits all of them; the median is reported.
 // CPU = utime + stime of the backend's process tree from /proc/<pid>/stat around each wrk run.
 //
+// Container modes run the real thing (`uwsgi-ts run` on a generated YAML config, the `(req, res)`
+// hello of bench/backends/hello-app.mjs mounted at `/`, JSON logs to a file as under a process
+// manager): `container` (transport fast, access log on), `container-nolog` (access log off),
+// `container-health` (`health:` answered by the protocol layer), `container-tcp`
+// (uwsgi_pass over loopback TCP), `container-net` / `container-net-nolog` (transport net).
+// `base-container...`: the same with the CLI given by `--base-cli` (before/after in one run).
+// `proxy-http` is the default `proxy_pass` (HTTP/1.0, a connection per request) to a node:http
+// hello. `--body BYTES` POSTs that many bytes instead of GET (container and uwsgi modes read it).
+//
 //   npx tsc -b && node bench/fast/bench.mjs [--duration 10] [--rounds 3] [--modes net-raw,fast]
+//   node bench/fast/bench.mjs --modes container,container-nolog,fast-http,net --node-args=--cpu-prof
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,8 +32,18 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     modes: { type: 'string', default: 'net-raw,net,fast,net-http,fast-http,uwsgi' },
     node: { type: 'string', default: process.execPath },
+    // Extra node flags for the backends (`--cpu-prof --cpu-prof-dir=DIR`), space-separated.
+    'node-args': { type: 'string', default: '' },
+    body: { type: 'string', default: '0' },
+    // Another checkout's CLI (e.g. `git archive HEAD` built elsewhere) for `base-container*`
+    // modes: before/after comparisons in one run.
+    'base-cli': { type: 'string' },
   },
 });
+const NODE_ARGS = args['node-args'].split(' ').filter((a) => a !== '');
+const BODY = Number(args.body);
+const CLI = path.join(HERE, '../../packages/cli/bin/uwsgi-ts.js');
+const HELLO_APP = path.join(HERE, '../backends/hello-app.mjs');
 const DURATION = Number(args.duration);
 const ROUNDS = Number(args.rounds);
 const MODES = args.modes.split(',');
@@ -36,8 +56,76 @@ const DONE_LUA = `done = function(summary, latency, requests)
 end
 `;
 
-async function startBackend(dir, mode) {
+/** `uwsgi-ts run` on a config for `mode`; stdout (JSON logs) goes to a file, as under systemd. */
+async function startContainer(dir, mode) {
+  const tcp = mode.includes('-tcp');
   const sock = path.join(dir, `${mode}.sock`);
+  const config = path.join(dir, `${mode}.yaml`);
+  writeFileSync(
+    config,
+    [
+      'listeners:',
+      '  - protocol: uwsgi',
+      `    address: ${tcp ? '127.0.0.1:0' : sock}`,
+      'mounts:',
+      '  - path: /',
+      `    app: ${HELLO_APP}`,
+      `log: { access: ${!mode.includes('-nolog')}, format: json, level: info }`,
+      `transport: ${mode.includes('-net') ? 'net' : 'fast'}`,
+      ...(mode.includes('-health') ? [`health: /${mode}/healthz`] : []),
+      '',
+    ].join('\n'),
+  );
+  const logFile = path.join(dir, `${mode}.log`);
+  const fd = openSync(logFile, 'w');
+  const cli = mode.startsWith('base-') ? args['base-cli'] : CLI;
+  if (cli === undefined) throw new Error(`${mode} needs --base-cli`);
+  const rec = spawnTracked(args.node, [...NODE_ARGS, cli, 'run', config], {
+    name: mode,
+    cwd: dir,
+    stdio: ['ignore', fd, 'pipe'],
+  });
+  closeSync(fd);
+  const ready = await poll(
+    () => {
+      if (rec.exited) throw new Error(`${mode} exited: ${rec.stderr}`);
+      const line = readFileSync(logFile, 'utf8')
+        .split('\n')
+        .find((l) => l.includes('"msg":"ready"'));
+      return line === undefined ? undefined : JSON.parse(line);
+    },
+    { what: mode },
+  );
+  if (ready.transport !== (mode.includes('-net') ? 'net' : 'fast')) {
+    throw new Error(`${mode}: container runs transport ${ready.transport}`);
+  }
+  const address = ready.listeners[0].address;
+  const pass = tcp ? address : `unix:${sock}`;
+  // The health mode asks for its health path; the others for `/<mode>/`.
+  const url = mode.includes('-health') ? `/${mode}/healthz` : `/${mode}/`;
+  const location = `location /${mode}/ { include ${UWSGI_PARAMS}; uwsgi_pass ${pass}; }`;
+  return { mode, pid: rec.child.pid, location, url };
+}
+
+async function startBackend(dir, mode) {
+  if (mode.startsWith('container') || mode.startsWith('base-container')) {
+    return startContainer(dir, mode);
+  }
+  const sock = path.join(dir, `${mode}.sock`);
+  const uwsgiLocation = `location /${mode}/ { include ${UWSGI_PARAMS}; uwsgi_pass unix:${sock}; }`;
+  if (mode === 'proxy-http') {
+    const rec = spawnTracked(
+      args.node,
+      [...NODE_ARGS, path.join(HERE, '../backends/http-hello.mjs'), sock],
+      {
+        name: mode,
+      },
+    );
+    await poll(() => rec.stdout.includes('"ready":true'), { what: mode });
+    // nginx's default proxy_pass: HTTP/1.0 upstream, a new connection per request.
+    const location = `location /${mode}/ { proxy_pass http://unix:${sock}:; }`;
+    return { mode, pid: rec.child.pid, location, url: `/${mode}/` };
+  }
   if (mode === 'uwsgi') {
     const rec = spawnTracked(
       'uwsgi',
@@ -54,11 +142,15 @@ async function startBackend(dir, mode) {
         rec.stderr.includes('*** Operational MODE: single process ***'),
       { what: 'uwsgi' },
     );
-    return { mode, sock, pid: rec.child.pid };
+    return { mode, pid: rec.child.pid, location: uwsgiLocation, url: `/${mode}/` };
   }
-  const rec = spawnTracked(args.node, [path.join(HERE, 'responder.mjs'), mode, sock], {
-    name: mode,
-  });
+  const rec = spawnTracked(
+    args.node,
+    [...NODE_ARGS, path.join(HERE, 'responder.mjs'), mode, sock],
+    {
+      name: mode,
+    },
+  );
   await poll(
     () => {
       if (rec.exited) throw new Error(`${mode} exited: ${rec.stderr}`);
@@ -66,7 +158,7 @@ async function startBackend(dir, mode) {
     },
     { what: mode },
   );
-  return { mode, sock, pid: rec.child.pid };
+  return { mode, pid: rec.child.pid, location: uwsgiLocation, url: `/${mode}/` };
 }
 
 async function wrk(url, script, seconds) {
@@ -96,34 +188,45 @@ async function main() {
       server: (port) => `server {
     listen 127.0.0.1:${port} backlog=4096;
     keepalive_requests 1000000;
-${backends.map((b) => `    location /${b.mode}/ { include ${UWSGI_PARAMS}; uwsgi_pass unix:${b.sock}; }`).join('\n')}
+    client_max_body_size ${Math.max(1, Math.ceil(BODY / 1048576) + 1)}m;
+    client_body_buffer_size ${Math.max(16384, BODY)};
+${backends.map((b) => `    ${b.location}`).join('\n')}
   }`,
     });
     const script = path.join(dir, 'done.lua');
-    writeFileSync(script, DONE_LUA);
+    const post =
+      BODY > 0
+        ? `wrk.method = "POST"\nwrk.body = string.rep("a", ${BODY})\nwrk.headers["Content-Type"] = "application/octet-stream"\n`
+        : '';
+    writeFileSync(script, post + DONE_LUA);
     const base = `http://127.0.0.1:${nginx.port}`;
     const results = new Map(MODES.map((m) => [m, []]));
-    for (const b of backends) await wrk(`${base}/${b.mode}/`, script, 2); // warm-up (JIT, caches)
+    for (const b of backends) await wrk(`${base}${b.url}`, script, 2); // warm-up (JIT, caches)
     for (let round = 0; round < ROUNDS; round++) {
       for (const b of backends) {
         const before = cpuTicks([b.pid]);
-        const r = await wrk(`${base}/${b.mode}/`, script, DURATION);
+        const r = await wrk(`${base}${b.url}`, script, DURATION);
         const ticks = cpuTicks([b.pid]) - before;
         const usPerReq = (ticks * (1e6 / CLK_TCK)) / r.requests;
         const rps = r.requests / (r.duration_us / 1e6);
+        if (r.requests === 0) throw new Error(`${b.mode}: no request completed`);
         results.get(b.mode).push({ usPerReq, rps, errors: r.errors, p99: r.p99_us });
         process.stderr.write(
           `round ${round + 1} ${b.mode}: ${usPerReq.toFixed(1)} µs/req, ${rps.toFixed(0)} req/s, errors ${r.errors}\n`,
         );
       }
     }
-    const baseline = results.get('net-raw');
+    // Reference for the ratio column: the bare net responder when it ran, else the first mode.
+    const baseline = results.get('net-raw') ?? results.get('net') ?? [...results.values()][0];
+    const baseName = results.has('net-raw') ? 'net-raw' : results.has('net') ? 'net' : MODES[0];
     const baseRps = baseline ? median(baseline.map((x) => x.rps)) : undefined;
     const nodeVersion = execFileSync(args.node, ['-v'], { encoding: 'utf8' }).trim();
     console.log(
-      `backends on node ${nodeVersion} (${args.node}), ${ROUNDS} rounds x ${DURATION}s, wrk -t1 -c32, unix socket\n`,
+      `backends on node ${nodeVersion} (${args.node}), ${ROUNDS} rounds x ${DURATION}s, wrk -t1 -c32, ${BODY > 0 ? `POST ${BODY} bytes` : 'GET'}\n`,
     );
-    console.log('| backend | CPU µs/req (median) | req/s (median) | req/s vs net-raw | errors |');
+    console.log(
+      `| backend | CPU µs/req (median) | req/s (median) | req/s vs ${baseName} | errors |`,
+    );
     console.log('|---|---:|---:|---:|---:|');
     for (const [mode, rs] of results) {
       const rps = median(rs.map((x) => x.rps));

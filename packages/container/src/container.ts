@@ -7,10 +7,10 @@ import { dirname } from 'node:path';
 import { loadApp } from './app/loader.ts';
 import type { LoadedApp, LoadedAppKind } from './app/types.ts';
 import type { ContainerConfig, ListenerProtocol } from './config/types.ts';
-import { createLogger, type Logger } from './log.ts';
+import { createLogger, flushLogger, type Logger } from './log.ts';
 import { createDispatch } from './protocol/dispatch.ts';
 import { type HttpListening, listenHttp } from './protocol/http.ts';
-import { type ServedConnection, serveUwsgiConnection } from './protocol/uwsgi.ts';
+import { type ServedConnection, type ServeHooks, serveUwsgiConnection } from './protocol/uwsgi.ts';
 import { createRouter } from './router/mounts.ts';
 import { Stats, type StatsSnapshot } from './stats.ts';
 import { parseListenAddress } from './transport/address.ts';
@@ -155,6 +155,7 @@ class ContainerImpl implements Container {
           log,
           dispatch,
           stats: this.#stats,
+          health: config.health,
         };
         const bound = await transport.listen(listenOptions, (conn) => this.#acceptUwsgi(conn, ctx));
         ctx.listener = bound.address;
@@ -210,19 +211,21 @@ class ContainerImpl implements Container {
     this.#onActivityChange?.();
   }
 
+  /** Shared by every uwsgi connection (no closures per connection). */
+  readonly #uwsgiHooks: ServeHooks = {
+    onIdle: () => this.#onActivityChange?.(),
+    onClose: (served) => {
+      this.#uwsgi.delete(served);
+      this.#released();
+    },
+  };
+
   #acceptUwsgi(conn: Connection, ctx: Parameters<typeof serveUwsgiConnection>[1]): void {
     if (!this.#admit()) {
       conn.socket.destroy();
       return;
     }
-    const served = serveUwsgiConnection(conn, ctx, {
-      onIdle: () => this.#onActivityChange?.(),
-      onClose: () => {
-        this.#uwsgi.delete(served);
-        this.#released();
-      },
-    });
-    this.#uwsgi.add(served);
+    this.#uwsgi.add(serveUwsgiConnection(conn, ctx, this.#uwsgiHooks));
   }
 
   #acceptHttp(socket: Socket): boolean {
@@ -269,6 +272,8 @@ class ContainerImpl implements Container {
     }
     await this.#release();
     if (this.listeners.length > 0) log.info('stopped');
+    // Batched access records (log.ts) are out before close() resolves.
+    flushLogger(log);
   }
 
   /** Resolves true once nothing is busy, false when the grace period (`#closeBy`) ran out. */

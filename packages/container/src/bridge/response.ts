@@ -58,24 +58,38 @@ export class UwsgiServerResponse extends ServerResponse {
     // (RELIABILITY.md A04, CVE-2024-24795). The connection closes after the response anyway, so
     // nothing can desync, but the app learns about its bug.
     this.strictContentLength = true;
-    this.once('finish', () => {
-      // _http_server.js resOnFinish: process.nextTick(emitCloseNT, res).
-      process.nextTick(() => this.#emitClose());
-    });
+    // Shared listeners (`this` is the emitter) rather than closures: one response per request.
+    this.on('finish', UwsgiServerResponse.#onFinish);
   }
 
   /** Binds the response to the connection's socket and forwards its back-pressure. */
   attach(socket: Socket): void {
     this.assignSocket(socket);
-    socket.on('drain', () => {
-      // As _http_server.js socketOnDrain: only a response that saw write() return false, and
-      // only until it finished.
-      if (this.#needDrain && !this.writableEnded) {
-        this.#needDrain = false;
-        this.emit('drain');
-      }
-    });
+    socket.on('drain', UwsgiServerResponse.#onSocketDrain);
   }
+
+  static readonly #onFinish = function onFinish(this: UwsgiServerResponse): void {
+    // _http_server.js resOnFinish: process.nextTick(emitCloseNT, res).
+    process.nextTick(UwsgiServerResponse.#emitCloseNT, this);
+  };
+
+  static #emitCloseNT(res: UwsgiServerResponse): void {
+    res.#emitClose();
+  }
+
+  /** `this` is the socket; `_httpMessage` is the response `assignSocket` bound to it. */
+  static readonly #onSocketDrain = function onSocketDrain(
+    this: Socket & { _httpMessage?: unknown },
+  ): void {
+    const res = this._httpMessage;
+    if (!(res instanceof UwsgiServerResponse)) return;
+    // As _http_server.js socketOnDrain: only a response that saw write() return false, and
+    // only until it finished.
+    if (res.#needDrain && !res.writableEnded) {
+      res.#needDrain = false;
+      res.emit('drain');
+    }
+  };
 
   override setHeader(name: string, value: number | string | readonly string[]): this {
     if (isHopByHop(name)) return this;

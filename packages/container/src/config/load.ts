@@ -136,6 +136,7 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Con
     limits: raw.limits,
     log: raw.log,
     transport: raw.transport,
+    ...(raw.health === undefined ? {} : { health: raw.health }),
     shutdownTimeoutMs: raw.shutdownTimeoutMs,
   };
   return deepFreeze(config);

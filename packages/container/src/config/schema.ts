@@ -228,6 +228,13 @@ export const configSchema = {
       enum: ['auto', 'fast', 'net'],
       default: 'auto',
     },
+    health: {
+      title: 'Health-check path',
+      description:
+        'uwsgi listeners answer GET/HEAD of exactly this path (query ignored, no body) with 200 "ok" themselves: no app, no access record, not counted as a request. Off when absent.',
+      type: 'string',
+      pattern: '^/[^?#\\s]*$',
+    },
     shutdownTimeoutMs: {
       title: 'Shutdown grace (ms)',
       description:

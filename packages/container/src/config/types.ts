@@ -75,6 +75,11 @@ export interface ContainerConfig {
   readonly log: LogConfig;
   /** uwsgi listener implementation: `auto` (default) prefers `fast` when available, else `net`. */
   readonly transport: TransportKind;
+  /**
+   * Health-check path answered `200 ok` by uwsgi listeners themselves, without http objects,
+   * routing or an app (GET/HEAD with that exact path, no body). Absent (default): off.
+   */
+  readonly health?: string;
   /** Grace period for in-flight requests on stop, ms; default 30000 (uWSGI `reload-mercy`). */
   readonly shutdownTimeoutMs: number;
 }

@@ -27,6 +27,7 @@
  */
 
 import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import {
   encodePong,
   MODIFIER1,
@@ -37,12 +38,18 @@ import {
   type UwsgiVars,
   varsToRequest,
 } from '@uwsgi-ts/codec';
-import { abortedError, reportPeer, UwsgiIncomingMessage } from '../bridge/incoming.ts';
+import {
+  abortedError,
+  type BodySource,
+  reportPeer,
+  UwsgiIncomingMessage,
+} from '../bridge/incoming.ts';
 import { UwsgiServerResponse } from '../bridge/response.ts';
 import type { LimitsConfig } from '../config/types.ts';
 import type { Logger } from '../log.ts';
 import type { Stats } from '../stats.ts';
 import type { Connection, ReadSink } from '../transport/types.ts';
+import { type DeadlineEntry, DeadlineQueue } from './deadlines.ts';
 import type { Dispatch, RequestOrigin } from './types.ts';
 
 export interface UwsgiListenerContext {
@@ -52,7 +59,19 @@ export interface UwsgiListenerContext {
   readonly log: Logger;
   readonly dispatch: Dispatch;
   readonly stats: Stats;
+  /** Config `health`: the path answered by {@link HEALTH_RESPONSE} here, before any http object. */
+  readonly health?: string | undefined;
 }
+
+/**
+ * The health answer, written as is (HEAD: head only). `no-store`, so no cache between the checker
+ * and the container answers for it.
+ */
+const HEALTH_HEAD =
+  'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n' +
+  'Cache-Control: no-store\r\nConnection: close\r\n\r\n';
+const HEALTH_RESPONSE = Buffer.from(`${HEALTH_HEAD}ok\n`, 'latin1');
+const HEALTH_HEAD_ONLY = Buffer.from(HEALTH_HEAD, 'latin1');
 
 /** A served connection, as the container tracks it for shutdown. */
 export interface ServedConnection {
@@ -80,8 +99,8 @@ class Refusal extends Error {
 type Phase = 'head' | 'body' | 'done' | 'closed';
 
 export interface ServeHooks {
-  /** Runs once when the socket has closed. */
-  readonly onClose?: () => void;
+  /** Runs once when the socket has closed; `served` is the value serveUwsgiConnection returned. */
+  readonly onClose?: (served: ServedConnection) => void;
   /** Runs once when the connection stops being `busy` (its answer is written). */
   readonly onIdle?: () => void;
 }
@@ -97,28 +116,86 @@ export function serveUwsgiConnection(
   return exchange;
 }
 
-class UwsgiExchange implements ReadSink, ServedConnection {
+/**
+ * The deadlines of one listener context: head, body and linger, each a {@link DeadlineQueue}
+ * (one timer per queue instead of a `Timeout` per connection; most connections never get
+ * near a deadline). Made on the first connection of a context.
+ */
+interface Deadlines {
+  readonly head: DeadlineQueue<UwsgiExchange> | undefined;
+  readonly body: DeadlineQueue<UwsgiExchange> | undefined;
+  readonly linger: DeadlineQueue<UwsgiExchange>;
+}
+
+const deadlinesByContext = new WeakMap<UwsgiListenerContext, Deadlines>();
+
+/** The socket's 'close' and the response's 'finish' find their exchange through this key. */
+const EXCHANGE = Symbol('uwsgi-ts.exchange');
+
+type Keyed = { [EXCHANGE]?: UwsgiExchange };
+
+class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySource {
+  deadlineQueue: DeadlineQueue<DeadlineEntry> | null = null;
+  deadlinePrev: DeadlineEntry | null = null;
+  deadlineNext: DeadlineEntry | null = null;
+  deadlineAt = 0;
   readonly #conn: Connection;
   readonly #ctx: UwsgiListenerContext;
   readonly #hooks: ServeHooks;
   readonly #decoder: PacketDecoder;
+  readonly #deadlines: Deadlines;
   #phase: Phase = 'head';
   #bytesIn = 0;
   /** First bytes of the stream (latin1), kept only to recognise HTTP sent to this socket. */
   #start = '';
-  #timer: NodeJS.Timeout | undefined;
   #req: UwsgiIncomingMessage | undefined;
+  #res: UwsgiServerResponse | undefined;
+  #origin: RequestOrigin | undefined;
   /** Body bytes are read and dropped: no request to feed (400/413) or the app destroyed it. */
   #discard = false;
   /** Declared body fully read, or the peer sent EOF: nothing more will be used. */
   #inputDone = false;
   #responded = false;
-  #pendingDispatch: (() => void) | undefined;
+  /** Set by onVars: dispatch once the decoder's push() has returned. */
+  #dispatchPending = false;
+
+  static #deadlinesFor(ctx: UwsgiListenerContext): Deadlines {
+    let found = deadlinesByContext.get(ctx);
+    if (found === undefined) {
+      const { headerTimeoutMs, bodyTimeoutMs } = ctx.limits;
+      found = {
+        head:
+          headerTimeoutMs > 0
+            ? new DeadlineQueue<UwsgiExchange>(headerTimeoutMs, (ex) => ex.#onHeadTimeout())
+            : undefined,
+        body:
+          bodyTimeoutMs > 0
+            ? new DeadlineQueue<UwsgiExchange>(bodyTimeoutMs, (ex) => ex.#onBodyTimeout())
+            : undefined,
+        linger: new DeadlineQueue<UwsgiExchange>(LINGER_MS, (ex) => ex.destroy()),
+      };
+      deadlinesByContext.set(ctx, found);
+    }
+    return found;
+  }
+
+  /** 'close' of the socket (`this`). */
+  static readonly #onSocketCloseListener = function onSocketClose(this: Keyed): void {
+    const exchange = this[EXCHANGE];
+    if (exchange !== undefined) exchange.#onSocketClose();
+  };
+
+  /** 'finish' of the response (`this`). */
+  static readonly #onResponseFinishListener = function onResponseFinish(this: Keyed): void {
+    const exchange = this[EXCHANGE];
+    if (exchange !== undefined) exchange.#onResponseFinished();
+  };
 
   constructor(conn: Connection, ctx: UwsgiListenerContext, hooks: ServeHooks) {
     this.#conn = conn;
     this.#ctx = ctx;
     this.#hooks = hooks;
+    this.#deadlines = UwsgiExchange.#deadlinesFor(ctx);
     this.#decoder = new PacketDecoder(
       {
         onHeader: (h) => this.#onHeader(h),
@@ -135,12 +212,12 @@ class UwsgiExchange implements ReadSink, ServedConnection {
   }
 
   start(): void {
-    const socket = this.#conn.socket;
-    socket.once('close', () => this.#onSocketClose());
+    const socket = this.#conn.socket as Socket & Keyed;
+    socket[EXCHANGE] = this;
+    socket.on('close', UwsgiExchange.#onSocketCloseListener);
     // RELIABILITY.md invariant 3: a total deadline for the whole head, not a per-read idle
     // timer that a slow sender could extend forever (U28).
-    const headMs = this.#ctx.limits.headerTimeoutMs;
-    if (headMs > 0) this.#timer = setTimeout(() => this.#onHeadTimeout(), headMs);
+    this.#deadlines.head?.add(this);
     this.#conn.start(this);
   }
 
@@ -156,7 +233,9 @@ class UwsgiExchange implements ReadSink, ServedConnection {
     // After the request: surplus (a pipelined packet, lingering body) is read and dropped.
     if (this.#phase === 'done') return;
     if (this.#start.length < 8) {
-      this.#start += String.fromCharCode(...chunk.subarray(0, 8 - this.#start.length));
+      // A plain loop: spreading a typed array goes through the iterator protocol.
+      const n = Math.min(chunk.length, 8 - this.#start.length);
+      for (let i = 0; i < n; i++) this.#start += String.fromCharCode(chunk[i] as number);
     }
     try {
       this.#decoder.push(chunk);
@@ -164,11 +243,24 @@ class UwsgiExchange implements ReadSink, ServedConnection {
       this.#onDecodeFailure(err);
       return;
     }
-    const run = this.#pendingDispatch;
-    if (run !== undefined) {
-      this.#pendingDispatch = undefined;
-      run();
+    if (this.#dispatchPending) {
+      this.#dispatchPending = false;
+      const req = this.#req as UwsgiIncomingMessage;
+      this.#ctx.dispatch(req, this.#res as UwsgiServerResponse, this.#origin as RequestOrigin);
     }
+  }
+
+  // BodySource (the request's way back into the connection) ---------------------------------
+
+  /** The app wants more body bytes. */
+  resume(): void {
+    if (this.#phase === 'body') this.#conn.resume();
+  }
+
+  /** The app destroyed the request: stop feeding it, keep the connection for the response. */
+  discard(): void {
+    this.#discard = true;
+    this.#conn.resume();
   }
 
   onEnd(): void {
@@ -227,6 +319,16 @@ class UwsgiExchange implements ReadSink, ServedConnection {
       this.#respondRaw(encodePong());
       return 0;
     }
+    const health = this.#ctx.health;
+    if (health !== undefined) {
+      const answer = healthAnswer(vars, health);
+      if (answer !== undefined) {
+        this.#phase = 'done';
+        this.#inputDone = true;
+        this.#respondRaw(answer);
+        return 0;
+      }
+    }
     let request: UwsgiRequest;
     try {
       request = varsToRequest(vars);
@@ -249,20 +351,14 @@ class UwsgiExchange implements ReadSink, ServedConnection {
     }
     const socket = this.#conn.socket;
     reportPeer(socket, request.remoteAddress, request.remotePort);
-    const req = new UwsgiIncomingMessage(socket, request, {
-      resume: () => {
-        if (this.#phase === 'body') this.#conn.resume();
-      },
-      discard: () => {
-        this.#discard = true;
-        this.#conn.resume();
-      },
-    });
+    const req = new UwsgiIncomingMessage(socket, request, this);
     this.#req = req;
-    const res = new UwsgiServerResponse(req);
+    const res = new UwsgiServerResponse(req) as UwsgiServerResponse & Keyed;
+    this.#res = res;
     res.attach(socket);
-    res.once('finish', () => this.#onResponseFinished());
-    const origin: RequestOrigin = {
+    res[EXCHANGE] = this;
+    res.on('finish', UwsgiExchange.#onResponseFinishListener);
+    this.#origin = {
       protocol: 'uwsgi',
       listener: this.#ctx.listener,
       remoteAddress: request.remoteAddress === '' ? undefined : request.remoteAddress,
@@ -270,7 +366,7 @@ class UwsgiExchange implements ReadSink, ServedConnection {
       scheme: request.scheme,
     };
     // Dispatch once push() has returned, so the app never runs inside the decoder.
-    this.#pendingDispatch = () => this.#ctx.dispatch(req, res, origin);
+    this.#dispatchPending = true;
     if (request.contentLength === 0) {
       req.complete = true;
       req.push(null);
@@ -371,14 +467,14 @@ class UwsgiExchange implements ReadSink, ServedConnection {
     if (!this.#responded || !this.#inputDone || this.#phase === 'closed') return;
     const socket = this.#conn.socket;
     if (!socket.writableEnded) socket.end();
-    this.#clearTimer();
-    this.#timer = setTimeout(() => this.destroy(), LINGER_MS);
+    // A transport whose end() closes synchronously has run #onSocketClose by now.
+    if ((this.#phase as Phase) === 'closed') return;
+    this.#deadlines.linger.add(this);
   }
 
   #armBodyDeadline(): void {
     this.#clearTimer();
-    if (this.#ctx.limits.bodyTimeoutMs <= 0) return;
-    this.#timer = setTimeout(() => this.#onBodyTimeout(), this.#ctx.limits.bodyTimeoutMs);
+    this.#deadlines.body?.add(this);
   }
 
   #onHeadTimeout(): void {
@@ -460,14 +556,11 @@ class UwsgiExchange implements ReadSink, ServedConnection {
     const wasBusy = !this.#responded;
     this.#responded = true;
     if (wasBusy) this.#hooks.onIdle?.();
-    this.#hooks.onClose?.();
+    this.#hooks.onClose?.(this);
   }
 
   #clearTimer(): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
+    this.deadlineQueue?.remove(this);
   }
 
   #peer(): { peer: string; listener: string } {
@@ -479,6 +572,30 @@ class UwsgiExchange implements ReadSink, ServedConnection {
       listener: this.#ctx.listener,
     };
   }
+}
+
+/**
+ * The health answer when `vars` ask for `path` with GET or HEAD and no body (CONTENT_LENGTH empty
+ * or 0), else undefined (the request goes the ordinary way, so a POST there reaches the app).
+ * The path is REQUEST_URI without its query, or PATH_INFO when the front end sent no REQUEST_URI.
+ */
+function healthAnswer(vars: UwsgiVars, path: string): Buffer | undefined {
+  let method: string | undefined;
+  let uri: string | undefined;
+  let pathInfo: string | undefined;
+  for (const [name, value] of vars) {
+    if (name === 'REQUEST_METHOD') method = value;
+    else if (name === 'REQUEST_URI') uri = value;
+    else if (name === 'PATH_INFO') pathInfo = value;
+    else if (name === 'CONTENT_LENGTH' && value !== '' && value !== '0') return undefined;
+  }
+  if (method !== 'GET' && method !== 'HEAD') return undefined;
+  let target = uri ?? pathInfo;
+  if (target === undefined) return undefined;
+  const q = target.indexOf('?');
+  if (q !== -1) target = target.slice(0, q);
+  if (target !== path) return undefined;
+  return method === 'HEAD' ? HEALTH_HEAD_ONLY : HEALTH_RESPONSE;
 }
 
 function codeOf(err: unknown): string | undefined {

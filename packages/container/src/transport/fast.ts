@@ -67,7 +67,7 @@ interface StreamHandle {
   getsockname?(out: AddressOut): number;
   setNoDelay?(enable: boolean): number;
   setKeepAlive?(enable: boolean, delaySeconds: number): number;
-  [OWNER]?: FastSocket;
+  [OWNER]?: FastSocket | undefined;
 }
 
 interface AddressOut {
@@ -325,6 +325,13 @@ function streamError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
+/** Peer facts assigned by the bridge (REMOTE_ADDR...); undefined ones fall back to getpeername. */
+interface RemoteOverride {
+  address: string | undefined;
+  port: number | undefined;
+  family: string | undefined;
+}
+
 interface QueuedWrite {
   chunk: string | Uint8Array;
   encoding: BufferEncoding | undefined;
@@ -391,7 +398,7 @@ class FastSocket extends EventEmitter implements Connection {
   #sinkFailed = false;
   #timer: NodeJS.Timeout | undefined;
   #remote: AddressOut | undefined;
-  #remoteOverride: { address?: string | undefined; port?: number | undefined } | undefined;
+  #remoteOverride: RemoteOverride | undefined;
 
   constructor(ix: Internals, handle: StreamHandle, isTcp: boolean) {
     super();
@@ -859,7 +866,8 @@ class FastSocket extends EventEmitter implements Connection {
       // with UV_ECANCELED) and calls back once libuv has released the handle.
       handle.close(() => {
         this.closed = true;
-        delete handle[OWNER];
+        // Assigned, not deleted: `delete` turns the handle into a slow dictionary-mode object.
+        handle[OWNER] = undefined;
         this.emit('close', err !== null);
       });
     }
@@ -945,7 +953,7 @@ class FastSocket extends EventEmitter implements Connection {
   }
 
   set remoteAddress(value: string | undefined) {
-    this.#remoteOverride = { ...this.#remoteOverride, address: value };
+    this.#override().address = value;
   }
 
   get remotePort(): number | undefined {
@@ -953,11 +961,20 @@ class FastSocket extends EventEmitter implements Connection {
   }
 
   set remotePort(value: number | undefined) {
-    this.#remoteOverride = { ...this.#remoteOverride, port: value };
+    this.#override().port = value;
   }
 
   get remoteFamily(): string | undefined {
-    return this.#peer().family;
+    return this.#remoteOverride?.family ?? this.#peer().family;
+  }
+
+  set remoteFamily(value: string | undefined) {
+    this.#override().family = value;
+  }
+
+  #override(): RemoteOverride {
+    this.#remoteOverride ??= { address: undefined, port: undefined, family: undefined };
+    return this.#remoteOverride;
   }
 
   address(): AddressOut {

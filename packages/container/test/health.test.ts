@@ -1,0 +1,120 @@
+/**
+ * Config `health`: uwsgi listeners answer the health path themselves (no app, no access record,
+ * not counted), on both transports; other methods, paths and bodies still reach the app.
+ */
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { encodePacket } from '@uwsgi-ts/codec';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config/index.ts';
+import { type Container, createContainer } from '../src/container.ts';
+import { tempDir } from './fixtures/apps/harness.ts';
+
+const HELLO = new URL('./fixtures/apps/hello.mjs', import.meta.url).pathname;
+
+function exchange(path: string, vars: Record<string, string>, body = ''): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect(path);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    socket.end(Buffer.concat([encodePacket(vars), Buffer.from(body)]));
+  });
+}
+
+function get(uri: string, method = 'GET', extra: Record<string, string> = {}) {
+  return {
+    REQUEST_METHOD: method,
+    REQUEST_URI: uri,
+    PATH_INFO: uri.split('?')[0] ?? uri,
+    QUERY_STRING: uri.split('?')[1] ?? '',
+    SERVER_PROTOCOL: 'HTTP/1.1',
+    CONTENT_LENGTH: '',
+    REMOTE_ADDR: '127.0.0.1',
+    HTTP_HOST: 'example.test',
+    ...extra,
+  };
+}
+
+let cleanup: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const fn of cleanup.reverse()) await fn();
+  cleanup = [];
+});
+
+async function start(transport: 'net' | 'fast', health: string | undefined) {
+  const tmp = await tempDir();
+  cleanup.push(tmp.cleanup);
+  const sock = join(tmp.dir, 'app.sock');
+  const text = [
+    'listeners:',
+    '  - protocol: uwsgi',
+    `    address: ${sock}`,
+    'mounts:',
+    '  - path: /',
+    `    app: ${HELLO}`,
+    'log: { access: true, format: json, level: info }',
+    `transport: ${transport}`,
+    ...(health === undefined ? [] : [`health: ${health}`]),
+    '',
+  ].join('\n');
+  const lines: string[] = [];
+  const stdout = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const container: Container = createContainer(parseConfig(text, { cwd: tmp.dir }), { stdout });
+  await container.start();
+  cleanup.push(() => container.close({ timeoutMs: 0 }));
+  const accessRecords = async () => {
+    await container.close({ timeoutMs: 0 }); // flushes batched access records
+    return lines.map((l) => JSON.parse(l)).filter((r) => r.msg === 'request');
+  };
+  return { sock, container, accessRecords };
+}
+
+describe.each(['net', 'fast'] as const)('health path (%s transport)', (transport) => {
+  it('answers GET and HEAD itself: no app, no access record, not counted', async () => {
+    const s = await start(transport, '/healthz');
+    const got = await exchange(s.sock, get('/healthz?probe=1'));
+    expect(got).toBe(
+      'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n' +
+        'Cache-Control: no-store\r\nConnection: close\r\n\r\nok\n',
+    );
+    const head = await exchange(s.sock, get('/healthz', 'HEAD'));
+    expect(head.endsWith('Connection: close\r\n\r\n')).toBe(true);
+    expect(s.container.stats().requests).toBe(0);
+    expect(await s.accessRecords()).toEqual([]);
+  });
+
+  it('other paths, methods and requests with a body reach the app', async () => {
+    const s = await start(transport, '/healthz');
+    const cases = [
+      await exchange(s.sock, get('/healthz/x')),
+      await exchange(s.sock, get('/healthz', 'POST', { CONTENT_LENGTH: '2' }), 'hi'),
+      await exchange(s.sock, get('/healthz', 'GET', { CONTENT_LENGTH: '2' }), 'hi'),
+    ];
+    for (const got of cases) expect(got).toContain('"app":"hello"');
+    expect(s.container.stats().requests).toBe(3);
+    expect(await s.accessRecords()).toHaveLength(3);
+  });
+
+  it('is off by default: the path is an ordinary request', async () => {
+    const s = await start(transport, undefined);
+    expect(await exchange(s.sock, get('/healthz'))).toContain('"url":"/healthz"');
+  });
+});
+
+describe('config', () => {
+  it('health must be a path', () => {
+    const base =
+      'listeners: [{ protocol: uwsgi, address: /tmp/x.sock }]\nmounts: [{ path: /, app: a.mjs }]\n';
+    expect(() => parseConfig(`${base}health: healthz\n`)).toThrow();
+    expect(parseConfig(`${base}health: /healthz\n`).health).toBe('/healthz');
+    expect(parseConfig(base).health).toBeUndefined();
+  });
+});
