@@ -212,6 +212,18 @@ describe.skipIf(!HAS_NGINX)(`through nginx (transport ${TRANSPORT ?? 'default'})
       expect(sha256(res.body)).toBe(patternSha(BIG));
     });
 
+    it.each([
+      ['write loop', '/express/big'],
+      ['stream.pipe(res)', '/express/piped'],
+    ])('a 5 MiB Express response (%s) waits for drain and arrives complete', async (_l, path) => {
+      // Express swaps the response's prototype: back-pressure must still reach it.
+      const res = await request(url(`${path}?size=${5 * MIB}`));
+      expect(res.status).toBe(200);
+      expect(res.headers['content-length']).toBe(String(5 * MIB));
+      expect(res.body.length).toBe(5 * MIB);
+      expect(sha256(res.body)).toBe(patternSha(5 * MIB));
+    });
+
     it('a streamed response reaches the client before it ends (uwsgi_buffering off)', async () => {
       const id = `s-${kind}-${Date.now()}`;
       const received: Buffer[] = [];

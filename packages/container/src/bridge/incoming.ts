@@ -10,6 +10,14 @@
  *   rules (cookie `; `, set-cookie array, most `, `, singletons such as host first-wins).
  * - `_consuming` and `_readableState.readingMore`, which `IncomingMessage._read` flips on the
  *   first read and `_http_server.js` resOnFinish checks before `_dump()`ing an unread body.
+ *
+ * `_read` and `_destroy` are pinned as own properties of each instance: Express 5 replaces the
+ * prototype of every request it handles (`Object.setPrototypeOf(req, app.request)` in
+ * application.js `handle`, with `app.request` inheriting straight from `http.IncomingMessage`),
+ * which would bring back IncomingMessage's own `_read` (resuming a socket the protocol layer
+ * owns) and `_destroy` (destroying the socket, and with it the app's 413). They keep working
+ * after the swap: `super` resolves through the methods' home object (this class's prototype),
+ * and private fields live on the instance.
  */
 import { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -72,6 +80,10 @@ export class UwsgiIncomingMessage extends IncomingMessage {
       if (!DROPPED_HEADERS.has(name)) raw.push(name, value);
     }
     (this as unknown as IncomingInternals)._addHeaderLines(raw, raw.length);
+    // Survive a prototype swap (module comment): two stores of shared functions, no closures.
+    const own = UwsgiIncomingMessage.prototype;
+    this._read = own._read;
+    this._destroy = own._destroy;
   }
 
   // Replaces IncomingMessage._read, which would resume `this.socket` directly (readStart); the

@@ -14,6 +14,13 @@
  * - `drain` of the socket reaches the response (a manually assigned socket misses the wiring
  *   `_http_server.js` does in connectionListenerInternal / socketOnDrain, srvx#208).
  *
+ * The overriding methods are also pinned as own properties of each instance: Express 5 replaces
+ * the prototype of every response it handles (`Object.setPrototypeOf(res, app.response)` in
+ * application.js `handle`, with `app.response` inheriting straight from `http.ServerResponse`),
+ * which would silently bypass prototype overrides. Their `super` calls are bound to this class
+ * (method home object), and private fields belong to the instance, so both keep working after
+ * the swap; brand checks use `#field in obj`, never `instanceof`.
+ *
  * Node internals relied on (lib/_http_outgoing.js and lib/_http_server.js, Node 20):
  * - `_storeHeader`: with `useChunkedEncodingByDefault = true` and `_removedTE` (set by the public
  *   `removeHeader('transfer-encoding')`), an unknown length takes the close-delimited branch
@@ -45,6 +52,9 @@ interface OutgoingInternals {
   _closed: boolean;
 }
 
+/** The overrides pinned on each instance (see the module comment). */
+type PinnedMethod = 'setHeader' | 'appendHeader' | 'writeHead' | 'write';
+
 export class UwsgiServerResponse extends ServerResponse {
   #needDrain = false;
 
@@ -60,6 +70,14 @@ export class UwsgiServerResponse extends ServerResponse {
     this.strictContentLength = true;
     // Shared listeners (`this` is the emitter) rather than closures: one response per request.
     this.on('finish', UwsgiServerResponse.#onFinish);
+    // Survive a prototype swap (module comment): four stores of shared functions, no closures.
+    // (Typed loosely: the methods return the polymorphic `this`, which TS cannot see through.)
+    const own = UwsgiServerResponse.prototype;
+    const self = this as unknown as Record<PinnedMethod, unknown>;
+    self.setHeader = own.setHeader;
+    self.appendHeader = own.appendHeader;
+    self.writeHead = own.writeHead;
+    self.write = own.write;
   }
 
   /** Binds the response to the connection's socket and forwards its back-pressure. */
@@ -82,7 +100,8 @@ export class UwsgiServerResponse extends ServerResponse {
     this: Socket & { _httpMessage?: unknown },
   ): void {
     const res = this._httpMessage;
-    if (!(res instanceof UwsgiServerResponse)) return;
+    // A brand check, not instanceof: the app may have replaced the prototype (module comment).
+    if (typeof res !== 'object' || res === null || !(#needDrain in res)) return;
     // As _http_server.js socketOnDrain: only a response that saw write() return false, and
     // only until it finished.
     if (res.#needDrain && !res.writableEnded) {
