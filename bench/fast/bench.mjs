@@ -13,6 +13,7 @@
 // `base-container...`: the same with the CLI given by `--base-cli` (before/after in one run).
 // `proxy-http` is the default `proxy_pass` (HTTP/1.0, a connection per request) to a node:http
 // hello. `--body BYTES` POSTs that many bytes instead of GET (container and uwsgi modes read it).
+// `--path big` appends `big` to the URL: the container and uWSGI apps answer 1 MiB.
 //
 //   npx tsc -b && node bench/fast/bench.mjs [--duration 10] [--rounds 3] [--modes net-raw,fast]
 //   node bench/fast/bench.mjs --modes container,container-nolog,fast-http,net --node-args=--cpu-prof
@@ -35,6 +36,8 @@ const { values: args } = parseArgs({
     // Extra node flags for the backends (`--cpu-prof --cpu-prof-dir=DIR`), space-separated.
     'node-args': { type: 'string', default: '' },
     body: { type: 'string', default: '0' },
+    // Appended to each backend's URL: `big` makes the container and uWSGI apps answer 1 MiB.
+    path: { type: 'string', default: '' },
     // Another checkout's CLI (e.g. `git archive HEAD` built elsewhere) for `base-container*`
     // modes: before/after comparisons in one run.
     'base-cli': { type: 'string' },
@@ -190,7 +193,12 @@ async function main() {
     keepalive_requests 1000000;
     client_max_body_size ${Math.max(1, Math.ceil(BODY / 1048576) + 1)}m;
     client_body_buffer_size ${Math.max(16384, BODY)};
-${backends.map((b) => `    ${b.location}`).join('\n')}
+${
+  // Room for a 1 MiB response in memory (no temp file), as in bench/nginx-bench.mjs.
+  args.path === ''
+    ? ''
+    : '    uwsgi_buffer_size 16k;\n    uwsgi_buffers 80 16k;\n    uwsgi_busy_buffers_size 64k;\n'
+}${backends.map((b) => `    ${b.location}`).join('\n')}
   }`,
     });
     const script = path.join(dir, 'done.lua');
@@ -201,11 +209,11 @@ ${backends.map((b) => `    ${b.location}`).join('\n')}
     writeFileSync(script, post + DONE_LUA);
     const base = `http://127.0.0.1:${nginx.port}`;
     const results = new Map(MODES.map((m) => [m, []]));
-    for (const b of backends) await wrk(`${base}${b.url}`, script, 2); // warm-up (JIT, caches)
+    for (const b of backends) await wrk(`${base}${b.url}${args.path}`, script, 2); // warm-up
     for (let round = 0; round < ROUNDS; round++) {
       for (const b of backends) {
         const before = cpuTicks([b.pid]);
-        const r = await wrk(`${base}${b.url}`, script, DURATION);
+        const r = await wrk(`${base}${b.url}${args.path}`, script, DURATION);
         const ticks = cpuTicks([b.pid]) - before;
         const usPerReq = (ticks * (1e6 / CLK_TCK)) / r.requests;
         const rps = r.requests / (r.duration_us / 1e6);
@@ -222,7 +230,7 @@ ${backends.map((b) => `    ${b.location}`).join('\n')}
     const baseRps = baseline ? median(baseline.map((x) => x.rps)) : undefined;
     const nodeVersion = execFileSync(args.node, ['-v'], { encoding: 'utf8' }).trim();
     console.log(
-      `backends on node ${nodeVersion} (${args.node}), ${ROUNDS} rounds x ${DURATION}s, wrk -t1 -c32, ${BODY > 0 ? `POST ${BODY} bytes` : 'GET'}\n`,
+      `backends on node ${nodeVersion} (${args.node}), ${ROUNDS} rounds x ${DURATION}s, wrk -t1 -c32, ${BODY > 0 ? `POST ${BODY} bytes` : 'GET'} ${args.path}\n`,
     );
     console.log(
       `| backend | CPU µs/req (median) | req/s (median) | req/s vs ${baseName} | errors |`,

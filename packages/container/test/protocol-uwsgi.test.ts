@@ -213,8 +213,10 @@ describe.each(TRANSPORTS)('%s transport', (kind) => {
         },
         { mount: '/api' },
       );
+      // A Transfer-Encoding var never reaches the app. (`chunked` without CONTENT_LENGTH would
+      // be refused with 411; with it, the codec drops the var: see the refusals below.)
       const vars = requestVars('GET', '/api/items?x=1', {
-        HTTP_TRANSFER_ENCODING: 'chunked',
+        HTTP_TRANSFER_ENCODING: 'identity',
         HTTP_X_TRACE: 'abc',
       });
       const r = await exchange(s.path, packet(vars));
@@ -394,6 +396,68 @@ describe.each(TRANSPORTS)('%s transport', (kind) => {
       });
       expect(r.status).toBe(413);
       expect(calls).toBe(0);
+    });
+
+    it('Transfer-Encoding without CONTENT_LENGTH (uWSGI http router, chunked body) -> 411, app not called', async () => {
+      let calls = 0;
+      const s = await start((req, res) => {
+        calls++;
+        void readBody(req).then((body) =>
+          res.end(`${body.length} ${req.headers['transfer-encoding']}`),
+        );
+      });
+      // The vars the router sends for a chunked client body (PROTOCOL.md sections 4, 8): no
+      // CONTENT_LENGTH at all, then raw chunks or nothing.
+      const routerVars: Array<[string, string]> = [
+        ['REQUEST_METHOD', 'POST'],
+        ['PATH_INFO', '/chunked'],
+        ['REQUEST_URI', '/chunked'],
+        ['QUERY_STRING', ''],
+        ['SERVER_PROTOCOL', 'HTTP/1.1'],
+        ['SCRIPT_NAME', ''],
+        ['SERVER_NAME', 'h'],
+        ['SERVER_PORT', '80'],
+        ['UWSGI_ROUTER', 'http'],
+        ['REMOTE_ADDR', '127.0.0.1'],
+        ['REMOTE_PORT', '5000'],
+        ['HTTP_HOST', 'h'],
+        ['HTTP_TRANSFER_ENCODING', 'chunked'],
+      ];
+      const bare = await exchange(s.path, packet(routerVars), { closeAfterResponse: true });
+      expect(bare.status).toBe(411);
+      expect(bare.headers.connection).toBe('close');
+      const withChunks = await exchange(
+        s.path,
+        packet(routerVars, Buffer.from('3\r\nabc\r\n0\r\n\r\n')),
+        { halfClose: true },
+      );
+      expect(withChunks.status).toBe(411);
+      expect(withChunks.ending).toBe('end');
+      // Any coding but identity names a body; nginx-style vars with an empty CONTENT_LENGTH too.
+      for (const te of ['gzip, chunked', 'Chunked']) {
+        const r = await exchange(
+          s.path,
+          packet(requestVars('POST', '/', [['HTTP_TRANSFER_ENCODING', te]])),
+          { closeAfterResponse: true },
+        );
+        expect(r.status, te).toBe(411);
+      }
+      expect(calls).toBe(0);
+      // Still served: identity (no body), and TE with CONTENT_LENGTH (nginx de-chunked it).
+      const identity = await exchange(
+        s.path,
+        packet(requestVars('POST', '/', [['HTTP_TRANSFER_ENCODING', 'identity']])),
+      );
+      expect(identity.body.toString()).toBe('0 undefined');
+      const framed = await exchange(
+        s.path,
+        packet(
+          requestVars('POST', '/', [['HTTP_TRANSFER_ENCODING', 'chunked']], 3),
+          Buffer.from('abc'),
+        ),
+      );
+      expect(framed.body.toString()).toBe('3 undefined');
+      expect(calls).toBe(2);
     });
 
     const framing: Array<[string, Buffer, string]> = [

@@ -471,6 +471,94 @@ describe('fast transport specifics', () => {
     expect(Buffer.from(views[0]!).toString()).toBe('SECON');
   });
 
+  it.each(KINDS)(
+    'keepReads (%s): a kept body arrives in buffers handed over, then reads are transient again',
+    async (kind) => {
+      // 2.5 MiB + a bit: kept buffers of 64 KiB doubling up to 1 MiB, the rest, then a trailer.
+      const body = payload(2 * 1024 * 1024 + 512 * 1024 + 123);
+      const kept: Uint8Array[] = [];
+      const transient: Buffer[] = [];
+      let head = true;
+      const served = await serve(fast, kind, (conn) => {
+        conn.start({
+          onData: (chunk) => {
+            if (head) {
+              // The head is one 4-byte write the client sends before waiting for our ack.
+              expect(Buffer.from(chunk).toString()).toBe('HEAD');
+              expect(conn.transientReads).toBe(true);
+              head = false;
+              conn.keepReads?.(body.length);
+              conn.socket.write('k');
+              return;
+            }
+            // Kept chunks are held as views, never copied: a later read must not touch them.
+            if (conn.transientReads) transient.push(Buffer.from(chunk));
+            else kept.push(chunk);
+          },
+          onEnd: () => conn.socket.end(),
+          onError: () => {},
+        });
+      });
+      const client = served.connect();
+      const received = readAll(client);
+      client.write('HEAD');
+      client.once('data', () => {
+        client.write(body);
+        client.end('TAIL');
+      });
+      await received;
+      await served.shutdown();
+      expect(Buffer.compare(Buffer.concat(kept), body)).toBe(0);
+      expect(Buffer.concat(transient).toString()).toBe('TAIL');
+      const KiB = 1024;
+      const sizes = [...new Set(kept.map((chunk) => chunk.buffer))].map((b) => b.byteLength);
+      expect(sizes).toEqual([
+        64 * KiB,
+        128 * KiB,
+        256 * KiB,
+        512 * KiB,
+        1024 * KiB,
+        576 * KiB + 123,
+      ]);
+    },
+  );
+
+  it('keepReads(0) withdraws the hint: the rest is transient, nothing lost', async () => {
+    const body = payload(600 * 1024);
+    const chunks: Buffer[] = [];
+    let keptBytes = 0;
+    let head = true;
+    const served = await serve(fast, 'unix', (conn) => {
+      conn.start({
+        onData: (chunk) => {
+          if (head) {
+            head = false;
+            conn.keepReads?.(body.length);
+            conn.socket.write('k');
+            return;
+          }
+          if (!conn.transientReads) {
+            keptBytes += chunk.length;
+            // Withdrawn after the first kept chunk (the app destroyed its request).
+            conn.keepReads?.(0);
+          }
+          chunks.push(Buffer.from(chunk));
+        },
+        onEnd: () => conn.socket.end(),
+        onError: () => {},
+      });
+    });
+    const client = served.connect();
+    const received = readAll(client);
+    client.write('HEAD');
+    client.once('data', () => client.end(body));
+    await received;
+    await served.shutdown();
+    expect(Buffer.compare(Buffer.concat(chunks), body)).toBe(0);
+    expect(keptBytes).toBeGreaterThan(0);
+    expect(keptBytes).toBeLessThan(body.length);
+  });
+
   it('refuses a unix path held by a live listener', async () => {
     const first = await serve(fast, 'unix', (conn) => conn.socket.destroy());
     await expect(

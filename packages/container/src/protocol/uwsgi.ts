@@ -12,6 +12,11 @@
  *   is what a broken upstream should look like (uWSGI does the same);
  * - a parseable head that is not a valid request (datasize 0, no method, no path, bad
  *   CONTENT_LENGTH): 400; CONTENT_LENGTH over `maxBodySize`: 413 before any body byte is used;
+ * - a Transfer-Encoding other than `identity` (HTTP_TRANSFER_ENCODING) without CONTENT_LENGTH:
+ *   411. That is uWSGI's http router relaying a chunked client body: raw chunks or nothing
+ *   follow, and the app would otherwise see a bodiless request (PROTOCOL.md sections 4, 8).
+ *   nginx de-chunks and always sends CONTENT_LENGTH with the var; lighttpd and Apache never
+ *   send the var without it;
  * - modifier1 100 (ping): pong, then close. modifier1 30 is served as 0: mounts are matched on
  *   REQUEST_URI, so its SCRIPT_NAME stripping has nothing to act on. Every other modifier1 is
  *   refused as above (PROTOCOL.md section 2 "unknown modifier1": close).
@@ -158,6 +163,8 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
   #responded = false;
   /** Set by onVars: dispatch once the decoder's push() has returned. */
   #dispatchPending = false;
+  /** Declared body bytes not received yet (sizes the transport's kept reads). */
+  #bodyLeft = 0;
 
   static #deadlinesFor(ctx: UwsgiListenerContext): Deadlines {
     let found = deadlinesByContext.get(ctx);
@@ -246,6 +253,9 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
     if (this.#dispatchPending) {
       this.#dispatchPending = false;
       const req = this.#req as UwsgiIncomingMessage;
+      // The rest of the body will be kept (pushed to the request): a transport that reuses its
+      // read buffer may read it into memory of its own instead of our copying every chunk.
+      if (this.#bodyLeft > 0) this.#conn.keepReads?.(this.#bodyLeft);
       this.#ctx.dispatch(req, this.#res as UwsgiServerResponse, this.#origin as RequestOrigin);
     }
   }
@@ -260,6 +270,7 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
   /** The app destroyed the request: stop feeding it, keep the connection for the response. */
   discard(): void {
     this.#discard = true;
+    this.#conn.keepReads?.(0);
     this.#conn.resume();
   }
 
@@ -340,6 +351,13 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
       this.#armBodyDeadline();
       return undefined;
     }
+    if (request.contentLength === 0 && hasTransferCoding(request.headers)) {
+      // The body exists but nothing frames it (module comment): refuse rather than drop it.
+      // Whatever follows (raw chunks, if anything) is read to EOF and dropped, as for a 400.
+      this.#reject(411, 'Transfer-Encoding without CONTENT_LENGTH: the body cannot be framed');
+      this.#armBodyDeadline();
+      return undefined;
+    }
     const limits = this.#ctx.limits;
     if (request.contentLength > limits.maxBodySize) {
       this.#reject(
@@ -372,15 +390,18 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
       req.push(null);
       return 0;
     }
+    this.#bodyLeft = request.contentLength;
     this.#armBodyDeadline();
     return request.contentLength;
   }
 
   #onBody(chunk: Uint8Array): void {
+    this.#bodyLeft -= chunk.length;
     const req = this.#req;
     if (req === undefined || this.#discard) return;
-    // net transport chunks are fresh Buffers per read (zero-copy view); a transport that reuses
-    // its read buffer (transientReads) needs a copy for anything kept past this call.
+    // net transport chunks are fresh Buffers per read, fast transport chunks of a kept read
+    // (keepReads) views of a buffer handed over: both kept as views. A transport that reuses
+    // its read buffer (transientReads, per chunk) needs a copy for anything kept past this call.
     const buf = this.#conn.transientReads
       ? Buffer.from(chunk)
       : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -600,4 +621,19 @@ function healthAnswer(vars: UwsgiVars, path: string): Buffer | undefined {
 
 function codeOf(err: unknown): string | undefined {
   return err instanceof UwsgiError ? err.code : undefined;
+}
+
+/**
+ * Whether the request names a transfer coding other than `identity` (RFC 9112 section 6.1: any
+ * other coding means a body is there). The codec already dropped `transfer-encoding` when
+ * CONTENT_LENGTH frames the body, so a remaining one is unframed.
+ */
+function hasTransferCoding(headers: UwsgiRequest['headers']): boolean {
+  for (let i = 0; i < headers.length; i++) {
+    const header = headers[i] as [string, string];
+    if (header[0] === 'transfer-encoding' && header[1].trim().toLowerCase() !== 'identity') {
+      return true;
+    }
+  }
+  return false;
 }

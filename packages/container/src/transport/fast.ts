@@ -7,8 +7,8 @@
  * ~43 µs of CPU per request behind nginx; the same work on the handles `net` is built on costs
  * ~15 µs, level with uWSGI in C. What this module keeps from `net` is the listening part
  * (`net.Server` binds, resolves hosts, adopts inherited fds); from each accepted handle on it
- * reads into one reused buffer, writes with the handle's own write calls and closes without
- * shutdown/EOF round trips.
+ * reads into one reused buffer (a request body the sink keeps into buffers of its own), writes
+ * with the handle's own write calls and closes without shutdown/EOF round trips.
  *
  * Every use of a Node internal is in this file and marked `INTERNAL:` with what it relies on.
  * `createFastTransport()` probes all of them at start-up and returns `{ unavailable }` when
@@ -48,8 +48,11 @@ type WriteCallback = (err?: Error | null) => void;
 
 /** `LibuvStreamWrap` (base of `Pipe` and `TCP`) plus the TCP-only members. */
 interface StreamHandle {
-  /** Called by C++ with `this` = handle; byte count or error in `streamBaseState`. */
-  onread: ((this: StreamHandle, arrayBuffer: ArrayBuffer | undefined) => void) | null;
+  /** Called by C++ with `this` = handle; byte count or error in `streamBaseState`. With a user
+   * buffer, a Uint8Array returned from it is where the next read lands. */
+  onread:
+    | ((this: StreamHandle, arrayBuffer: ArrayBuffer | undefined) => Uint8Array | undefined)
+    | null;
   readStart(): number;
   readStop(): number;
   /** Reads land in this buffer from offset 0 instead of a fresh ArrayBuffer per read. */
@@ -299,11 +302,28 @@ function hookAccept(
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Every read of every connection lands here (`transientReads: true`): reads are delivered
- * synchronously, one connection at a time, and the sink copies what it keeps. 64 KiB holds a
- * whole request head (vars are at most 65535 + 4 bytes) in most cases.
+ * Every read of every connection lands here (`transientReads: true`) unless the sink announced a
+ * body it keeps (`keepReads`): reads are delivered synchronously, one connection at a time, and
+ * the sink copies what it keeps. 64 KiB holds a whole request head (vars are at most 65535 + 4
+ * bytes) in most cases.
  */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Kept reads (`Connection.keepReads`): a request body the sink keeps is read into buffers of its
+ * own and handed over without a copy. The first is 64 KiB (one read's worth), each next one
+ * twice the previous, up to 1 MiB: what a connection allocates stays within about twice
+ * what it actually received plus 64 KiB, so a declared CONTENT_LENGTH alone (a slow or lying
+ * client) cannot make it reserve memory; a 1 MiB body takes 5 buffers instead of 16 copies.
+ */
+const KEEP_BUFFER_FIRST = 64 * 1024;
+const KEEP_BUFFER_MAX = 1024 * 1024;
+
+/**
+ * Smaller hints are ignored: `Buffer.from` copies chunks under 4 KiB into Node's shared pool,
+ * cheaper than an allocation of their own.
+ */
+const KEEP_MIN = 4 * 1024;
 
 /**
  * Adaptive guard for the synchronous read in the accept callback: when the request is not there
@@ -357,7 +377,8 @@ const DEFAULT_HWM = getDefaultHighWaterMark(false);
  * 'close' exactly once, from the handle's close callback.
  */
 class FastSocket extends EventEmitter implements Connection {
-  readonly transientReads = true;
+  /** False only while a chunk of a kept buffer is delivered (`keepReads`). */
+  transientReads = true;
   /** Set by `ServerResponse#assignSocket`. */
   _httpMessage: unknown = null;
   readonly _writableState = { corked: 0 };
@@ -399,6 +420,18 @@ class FastSocket extends EventEmitter implements Connection {
   #timer: NodeJS.Timeout | undefined;
   #remote: AddressOut | undefined;
   #remoteOverride: RemoteOverride | undefined;
+  /** Bytes the sink said it keeps (`keepReads`) and that were not read yet. */
+  #keepLeft = 0;
+  /** Where kept reads land, from `#keepFill` on; null: reads land in READ_BUFFER. */
+  #keepBuf: Buffer | null = null;
+  #keepFill = 0;
+  /** Size of the next kept buffer (doubles per buffer, see KEEP_BUFFER_FIRST). */
+  #keepSize = KEEP_BUFFER_FIRST;
+  /** A read target chosen while `onread` runs: returned to C++ instead of useUserBuffer(). */
+  #retarget: Buffer | null = null;
+
+  /** The socket whose read is being delivered from `onread`, if any. */
+  static #delivering: FastSocket | null = null;
 
   constructor(ix: Internals, handle: StreamHandle, isTcp: boolean) {
     super();
@@ -444,6 +477,46 @@ class FastSocket extends EventEmitter implements Connection {
     return this.#paused;
   }
 
+  /**
+   * The sink keeps the next ~`bytes` bytes (a request body): read them into buffers of their
+   * own (growing, see KEEP_BUFFER_FIRST) and deliver views of them with `transientReads` false.
+   * Saves the sink's copy of every read and most allocations. Reads larger than 64 KiB follow,
+   * as the target is the whole free part of the buffer.
+   */
+  keepReads(bytes: number): void {
+    if (this.destroyed || this.readableEnded) return;
+    this.#keepLeft = bytes >= KEEP_MIN ? bytes : 0;
+    if (this.#keepLeft === 0) {
+      if (this.#keepBuf !== null) {
+        this.#keepBuf = null;
+        this.#setReadTarget(READ_BUFFER);
+      }
+      return;
+    }
+    if (this.#keepBuf === null) this.#setReadTarget(this.#newKeepBuffer());
+  }
+
+  #newKeepBuffer(): Buffer {
+    // Not zero-filled: every byte handed over is written by read(2) first; only the unread tail
+    // of a body cut short stays uninitialised, reachable through `.buffer` alone (as with Node's
+    // pooled `Buffer.allocUnsafe`).
+    const size = this.#keepSize;
+    this.#keepSize = Math.min(size * 2, KEEP_BUFFER_MAX);
+    const buf = Buffer.allocUnsafeSlow(Math.min(this.#keepLeft, size));
+    this.#keepBuf = buf;
+    this.#keepFill = 0;
+    return buf;
+  }
+
+  /** INTERNAL: `useUserBuffer` pushes a new stream listener on the handle each call (freed with
+   * the handle), so it is called at most when kept reads start outside `onread`; from `onread`
+   * the next target is its return value (src/stream_base.cc, CustomBufferJSListener::
+   * OnStreamRead takes a returned buffer as the next read buffer). */
+  #setReadTarget(target: Buffer): void {
+    if (FastSocket.#delivering === this) this.#retarget = target;
+    else if (!this.destroyed) this.#handle.useUserBuffer(target);
+  }
+
   // ---- reads ------------------------------------------------------------------------------
 
   /**
@@ -481,7 +554,7 @@ class FastSocket extends EventEmitter implements Connection {
       this.#onEof();
       return true;
     }
-    this.#onBytes(nread);
+    this.#onBytes(READ_BUFFER.subarray(0, nread), true);
     return this.destroyed || this.writableEnded || this.#paused;
   }
 
@@ -498,21 +571,63 @@ class FastSocket extends EventEmitter implements Connection {
 
   /** INTERNAL: C++ calls `handle.onread` with the count in `streamBaseState[kReadBytesOrError]`
    * and, with `useUserBuffer`, the bytes at offset 0 of that buffer (src/stream_base.cc,
-   * CustomBufferJSListener). */
-  static readonly #onRead = function onRead(this: StreamHandle): void {
+   * CustomBufferJSListener). The return value is the next read target when it changes. */
+  static readonly #onRead = function onRead(this: StreamHandle): Uint8Array | undefined {
     const socket = this[OWNER];
-    if (socket === undefined) return;
+    if (socket === undefined) return undefined;
     const nread = socket.#ix.state[socket.#ix.kReadBytesOrError] ?? 0;
-    if (nread > 0) socket.#onBytes(nread);
-    else if (nread === socket.#ix.UV_EOF) socket.#onEof();
+    if (nread > 0) return socket.#onReadBytes(nread);
+    if (nread === socket.#ix.UV_EOF) socket.#onEof();
     else if (nread < 0) socket.#fail(errnoError(nread, 'read'));
+    return undefined;
   };
 
-  #onBytes(nread: number): void {
+  /** A read of `nread` bytes landed in the current target (READ_BUFFER or the kept buffer from
+   * `#keepFill` on): deliver it, and return the next target if it is not the same region. */
+  #onReadBytes(nread: number): Buffer | undefined {
+    FastSocket.#delivering = this;
+    this.#retarget = null;
+    try {
+      this.#deliverRead(this.#keepBuf, nread);
+    } finally {
+      FastSocket.#delivering = null;
+    }
+    const next = this.#retarget;
+    this.#retarget = null;
+    return next ?? undefined;
+  }
+
+  #deliverRead(kept: Buffer | null, nread: number): void {
+    if (kept === null) {
+      this.#onBytes(READ_BUFFER.subarray(0, nread), true);
+    } else {
+      const start = this.#keepFill;
+      const end = start + nread;
+      this.#keepFill = end;
+      this.#keepLeft = this.#keepLeft > nread ? this.#keepLeft - nread : 0;
+      // The next target is settled before the sink runs, so a keepReads() from it wins.
+      if (end < kept.length) {
+        this.#retarget = kept.subarray(end);
+      } else if (this.#keepLeft >= KEEP_MIN) {
+        this.#retarget = this.#newKeepBuffer();
+      } else {
+        this.#keepBuf = null;
+        this.#keepLeft = 0;
+        this.#retarget = READ_BUFFER;
+      }
+      this.#onBytes(kept.subarray(start, end), false);
+    }
+  }
+
+  #onBytes(chunk: Buffer, transient: boolean): void {
     if (this.destroyed) return;
-    this.bytesRead += nread;
+    this.bytesRead += chunk.length;
     this.#timer?.refresh();
-    this.#sink?.onData(READ_BUFFER.subarray(0, nread));
+    const sink = this.#sink;
+    if (sink === null) return;
+    this.transientReads = transient;
+    sink.onData(chunk);
+    this.transientReads = true;
   }
 
   #onEof(): void {
@@ -852,6 +967,8 @@ class FastSocket extends EventEmitter implements Connection {
       this.#timer = undefined;
     }
     if (err !== null) this.errored = err;
+    this.#keepBuf = null;
+    this.#keepLeft = 0;
     const queued = this.#corkQueue;
     if (queued.length > 0) {
       this.#corkQueue = [];

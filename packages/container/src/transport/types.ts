@@ -27,7 +27,9 @@ export interface ListenOptions {
 export interface ReadSink {
   /**
    * Bytes received. When `Connection.transientReads` is true, `chunk` is a view on a buffer the
-   * transport reuses as soon as this call returns: copy anything kept beyond it.
+   * transport reuses as soon as this call returns: copy anything kept beyond it. The sink reads
+   * `transientReads` during this call: a transport may change it from one chunk to the next
+   * (see `Connection.keepReads`).
    */
   onData(chunk: Uint8Array): void;
   /** The peer half-closed its side (EOF). The connection stays writable. */
@@ -45,8 +47,15 @@ export interface Connection {
    * `end()` flushes pending writes then closes; `destroy()` closes at once.
    */
   readonly socket: Socket;
-  /** See `ReadSink.onData`. */
+  /** See `ReadSink.onData`: valid for the chunk being delivered, may differ per chunk. */
   readonly transientReads: boolean;
+  /**
+   * Optional hint from the sink: it will keep about the next `bytes` bytes it receives (a request
+   * body of known length). A transport that reuses its read buffer may read them into memory it
+   * gives away instead, delivering those chunks with `transientReads` false, so the sink keeps
+   * them without a copy. Only a hint: more or fewer bytes may arrive; 0 withdraws it.
+   */
+  keepReads?(bytes: number): void;
   /**
    * Starts delivering reads to `sink`. May call `sink.onData` synchronously (the fast transport
    * answers from the accept callback when the request has already arrived).
