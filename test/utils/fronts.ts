@@ -14,12 +14,11 @@
  * these front ends send); the environment is fixed the same way (Apache forwards its own `PATH`
  * as a var).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, type Target, waitForConnect } from './net.ts';
-import { makeTmpDir, removeTmpDir } from './tmp.ts';
+import { launchFrontEnd, type RunningFrontEnd } from './front-end.ts';
+import type { Target } from './net.ts';
 
 function firstExisting(...paths: string[]): string {
   return paths.find((p) => existsSync(p)) ?? paths[0]!;
@@ -40,20 +39,9 @@ export const HAS_APACHE =
 export const HAS_LIGHTTPD = existsSync(LIGHTTPD_BIN);
 export const HAS_UWSGI_ROUTER = existsSync(UWSGI_BIN);
 
-/** A running front end, shaped like `Nginx` in nginx.ts. */
-export interface FrontEnd {
+/** A running front end (front-end.ts), as `Nginx` in nginx.ts. */
+export interface FrontEnd extends RunningFrontEnd {
   readonly name: 'apache' | 'lighttpd' | 'uwsgi-router';
-  readonly port: number;
-  readonly pid: number;
-  readonly dir: string;
-  /** The generated config text (or the command line, for the router). */
-  readonly config: string;
-  /** `http://127.0.0.1:<port><path>`. */
-  url(path: string): string;
-  /** The front end's error log and stderr so far, for assertion messages. */
-  errorLog(): Promise<string>;
-  /** SIGTERM, SIGKILL after 5 s; awaits exit; removes the prefix. Idempotent. */
-  stop(): Promise<void>;
 }
 
 export interface FrontEndOptions {
@@ -70,86 +58,6 @@ export interface FrontEndOptions {
 /** No local setting may change what the front ends send (Apache forwards `PATH` as a var). */
 const FIXED_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' };
 
-interface Launch {
-  readonly name: FrontEnd['name'];
-  readonly bin: string;
-  /** Writes the config for `port` into `dir`; returns its text and the argv. */
-  render(dir: string, port: number): Promise<{ config: string; args: string[] }>;
-  /** The front end's own log file in `dir`, if it writes one. */
-  readonly logFile?: string;
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  // A failed spawn (no pid) emits 'error' and never 'exit'.
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(kill);
-}
-
-/**
- * Starts a front end and resolves once it accepts connections. The port comes from
- * listen(0)+close, so another process may take it first: on "Address already in use" it retries
- * with a new one (as startNginx does).
- */
-async function launch(spec: Launch): Promise<FrontEnd> {
-  const dir = await makeTmpDir(spec.name);
-  try {
-    for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
-      const { config, args } = await spec.render(dir, port);
-      const child = spawn(spec.bin, args, { stdio: ['ignore', 'ignore', 'pipe'], env: FIXED_ENV });
-      let stderr = '';
-      let spawnError: Error | undefined;
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-      });
-      child.on('error', (err) => {
-        spawnError = err;
-      });
-      const errorLog = async () =>
-        `${stderr}${spec.logFile ? await readFile(join(dir, spec.logFile), 'utf8').catch(() => '') : ''}`;
-      try {
-        await waitForConnect(
-          { host: '127.0.0.1', port },
-          {
-            alive: () =>
-              spawnError
-                ? `${spec.bin} could not be started: ${spawnError.message}`
-                : child.exitCode !== null || child.signalCode !== null
-                  ? `${spec.name} exited (${child.exitCode ?? child.signalCode}): ${stderr}`
-                  : undefined,
-          },
-        );
-      } catch (err) {
-        await stopProcess(child);
-        const log = await errorLog();
-        if (attempt < 5 && /Address already in use|EADDRINUSE/i.test(log)) continue;
-        throw new Error(`${spec.name} did not start: ${(err as Error).message}\n${log}`);
-      }
-      let stopped: Promise<void> | undefined;
-      return {
-        name: spec.name,
-        port,
-        pid: child.pid!,
-        dir,
-        config,
-        url: (path) => `http://127.0.0.1:${port}${path}`,
-        errorLog,
-        stop() {
-          stopped ??= stopProcess(child).then(() => removeTmpDir(dir));
-          return stopped;
-        },
-      };
-    }
-  } catch (err) {
-    await removeTmpDir(dir);
-    throw err;
-  }
-}
-
 /**
  * Apache 2.4 with mpm_event, mod_proxy and mod_proxy_uwsgi, `ProxyPass / <upstream>`: every path
  * goes to the container. A unix upstream uses mod_proxy's `unix:/path|uwsgi://name/` form.
@@ -164,7 +72,8 @@ export function startApache(options: FrontEndOptions): Promise<FrontEnd> {
   const up = options.upstream;
   const target =
     'path' in up ? `"unix:${up.path}|uwsgi://uwsgi-ts/"` : `uwsgi://${up.host}:${up.port}/`;
-  return launch({
+  return launchFrontEnd<FrontEnd['name']>({
+    env: FIXED_ENV,
     name: 'apache',
     bin: APACHE_BIN,
     logFile: 'error.log',
@@ -211,7 +120,8 @@ export function startLighttpd(options: FrontEndOptions): Promise<FrontEnd> {
   const up = options.upstream;
   const backend =
     'path' in up ? `"socket" => "${up.path}"` : `"host" => "${up.host}", "port" => ${up.port}`;
-  return launch({
+  return launchFrontEnd<FrontEnd['name']>({
+    env: FIXED_ENV,
     name: 'lighttpd',
     bin: LIGHTTPD_BIN,
     logFile: 'error.log',
@@ -245,7 +155,8 @@ export function startLighttpd(options: FrontEndOptions): Promise<FrontEnd> {
 export function startUwsgiRouter(options: FrontEndOptions): Promise<FrontEnd> {
   const up = options.upstream;
   const to = 'path' in up ? up.path : `${up.host}:${up.port}`;
-  return launch({
+  return launchFrontEnd<FrontEnd['name']>({
+    env: FIXED_ENV,
     name: 'uwsgi-router',
     bin: UWSGI_BIN,
     async render(_dir, port) {

@@ -3,12 +3,10 @@
  * nginx.conf (no daemon, no master, one worker, pid/error log/temp paths under the prefix),
  * `listen 127.0.0.1:<free port>`, uwsgi_pass locations. Tests skip when nginx is absent.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, waitForConnect } from './net.ts';
-import { makeTmpDir, removeTmpDir } from './tmp.ts';
+import { launchFrontEnd, type RunningFrontEnd } from './front-end.ts';
 
 export const NGINX_BIN = process.env['NGINX_BIN'] ?? '/usr/sbin/nginx';
 export const HAS_NGINX = existsSync(NGINX_BIN);
@@ -37,17 +35,8 @@ export interface NginxOptions {
   readonly http?: readonly string[];
 }
 
-export interface Nginx {
-  readonly port: number;
-  readonly pid: number;
-  readonly dir: string;
-  readonly config: string;
-  /** `http://127.0.0.1:<port><path>`. */
-  url(path: string): string;
-  errorLog(): Promise<string>;
-  /** SIGTERM (fast shutdown), SIGKILL after 5 s; awaits exit; removes the prefix. Idempotent. */
-  stop(): Promise<void>;
-}
+/** A running nginx (front-end.ts). */
+export type Nginx = RunningFrontEnd<'nginx'>;
 
 function renderConfig(dir: string, port: number, options: NginxOptions): string {
   const indent = (lines: readonly string[], n: number) =>
@@ -86,67 +75,17 @@ ${locations}
 `;
 }
 
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(kill);
-}
-
-/**
- * Starts nginx and resolves once it accepts connections. The port comes from listen(0)+close,
- * so another process may grab it first: on "Address already in use" it retries with a new one.
- */
-export async function startNginx(options: NginxOptions): Promise<Nginx> {
-  const dir = await makeTmpDir('nginx');
-  try {
-    for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
+/** Starts nginx and resolves once it accepts connections (front-end.ts). */
+export function startNginx(options: NginxOptions): Promise<Nginx> {
+  return launchFrontEnd({
+    name: 'nginx',
+    bin: NGINX_BIN,
+    logFile: 'error.log',
+    async render(dir, port) {
       const config = renderConfig(dir, port, options);
       const confPath = join(dir, 'nginx.conf');
       await writeFile(confPath, config);
-      const child = spawn(NGINX_BIN, ['-p', dir, '-c', confPath, '-e', join(dir, 'error.log')], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-      });
-      const errorLog = () => readFile(join(dir, 'error.log'), 'utf8').catch(() => '');
-      try {
-        await waitForConnect(
-          { host: '127.0.0.1', port },
-          {
-            alive: () =>
-              child.exitCode !== null || child.signalCode !== null
-                ? `nginx exited (${child.exitCode ?? child.signalCode}): ${stderr}`
-                : undefined,
-          },
-        );
-      } catch (err) {
-        await stopProcess(child);
-        const log = `${stderr}\n${await errorLog()}`;
-        if (attempt < 5 && log.includes('Address already in use')) continue;
-        throw new Error(`nginx did not start: ${(err as Error).message}\n${log}`);
-      }
-      let stopped: Promise<void> | undefined;
-      return {
-        port,
-        pid: child.pid!,
-        dir,
-        config,
-        url: (path) => `http://127.0.0.1:${port}${path}`,
-        errorLog,
-        stop() {
-          stopped ??= stopProcess(child).then(() => removeTmpDir(dir));
-          return stopped;
-        },
-      };
-    }
-  } catch (err) {
-    await removeTmpDir(dir);
-    throw err;
-  }
+      return { config, args: ['-p', dir, '-c', confPath, '-e', join(dir, 'error.log')] };
+    },
+  });
 }
