@@ -7,7 +7,6 @@
  * container's fds back to baseline after every test. Each suite is skipped when its binary is
  * absent (test/utils/fronts.ts).
  */
-import { createHash } from 'node:crypto';
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -25,7 +24,9 @@ import {
 } from '../utils/fronts.ts';
 import {
   type ClientRequest,
+  type Echo,
   pattern,
+  patternSha,
   rawHttpExchange,
   request,
   sha256,
@@ -37,21 +38,6 @@ import { parseHttpResponse } from '../utils/uwsgi-client.ts';
 const VARS_APP = join(APPS_DIR, '..', 'fronts', 'vars.mjs');
 const KIB = 1024;
 const MIB = 1024 * KIB;
-
-interface Echo {
-  framework: string;
-  method: string;
-  url: string;
-  originalUrl?: string;
-  baseUrl?: string;
-  path?: string;
-  headers: Record<string, string | string[]>;
-  rawHeaders?: string[];
-  /** vars.mjs only: the uwsgi vars in packet order. */
-  vars?: Array<[string, string]>;
-  bodyLength: number;
-  bodySha256: string;
-}
 
 /** What differs between the front ends (PROTOCOL.md sections 4 and 5), as observed. */
 interface Profile {
@@ -128,17 +114,6 @@ const PROFILES: readonly Profile[] = [
     chunked: 'not-forwarded',
   },
 ];
-
-/** sha256 of the apps' generated body (test/fixtures/apps/shared.mjs `patternByte`). */
-function patternSha(size: number): string {
-  const h = createHash('sha256');
-  const piece = Buffer.alloc(251 * 256);
-  for (let i = 0; i < piece.length; i++) piece[i] = (i * 7 + 13) % 251;
-  for (let off = 0; off < size; off += piece.length) {
-    h.update(piece.subarray(0, Math.min(piece.length, size - off)));
-  }
-  return h.digest('hex');
-}
 
 const firstVar = (e: Echo, key: string) => e.vars?.find(([k]) => k === key)?.[1] ?? null;
 

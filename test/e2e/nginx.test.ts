@@ -3,43 +3,25 @@
  * real Express, Koa, Fastify, Hono apps and a plain handler (test/fixtures/apps). Checks what
  * the apps see (mount split, raw URLs, headers, bodies) and what the client gets back.
  */
-import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, type RunningContainer, startContainer } from '../utils/cli.ts';
 import { TRANSPORT, writeConfig } from '../utils/config.ts';
-import { pattern, rawHttpExchange, request, sha256 } from '../utils/http-client.ts';
+import {
+  type Echo,
+  pattern,
+  patternSha,
+  rawHttpExchange,
+  request,
+  sha256,
+} from '../utils/http-client.ts';
 import { pollUntil } from '../utils/net.ts';
 import { HAS_NGINX, type Nginx, startNginx } from '../utils/nginx.ts';
 import { makeTmpDir, removeTmpDir } from '../utils/tmp.ts';
 import { parseHttpResponse } from '../utils/uwsgi-client.ts';
 
-interface Echo {
-  framework: string;
-  method: string;
-  url: string;
-  originalUrl?: string;
-  baseUrl?: string;
-  path?: string;
-  headers: Record<string, string | string[]>;
-  rawHeaders?: string[];
-  bodyLength: number;
-  bodySha256: string;
-}
-
 const MIB = 1024 * 1024;
 const BIG = 20 * MIB;
-
-/** sha256 of the apps' generated body (test/fixtures/apps/shared.mjs `patternByte`). */
-function patternSha(size: number): string {
-  const h = createHash('sha256');
-  const piece = Buffer.alloc(251 * 256);
-  for (let i = 0; i < piece.length; i++) piece[i] = (i * 7 + 13) % 251;
-  for (let off = 0; off < size; off += piece.length) {
-    h.update(piece.subarray(0, Math.min(piece.length, size - off)));
-  }
-  return h.digest('hex');
-}
 
 describe.skipIf(!HAS_NGINX)(`through nginx (transport ${TRANSPORT ?? 'default'})`, () => {
   let dir: string;

@@ -113,3 +113,30 @@ export function rawHttpExchange(
     });
   });
 }
+
+/** What the fixture apps (test/fixtures/apps, test/fixtures/fronts/vars.mjs) echo back as JSON. */
+export interface Echo {
+  framework: string;
+  method: string;
+  url: string;
+  originalUrl?: string;
+  baseUrl?: string;
+  path?: string;
+  headers: Record<string, string | string[]>;
+  rawHeaders?: string[];
+  /** vars.mjs only: the uwsgi vars in packet order. */
+  vars?: Array<[string, string]>;
+  bodyLength: number;
+  bodySha256: string;
+}
+
+/** sha256 of the apps' generated body (test/fixtures/apps/shared.mjs `patternByte`). */
+export function patternSha(size: number): string {
+  const h = createHash('sha256');
+  const piece = Buffer.alloc(251 * 256);
+  for (let i = 0; i < piece.length; i++) piece[i] = (i * 7 + 13) % 251;
+  for (let off = 0; off < size; off += piece.length) {
+    h.update(piece.subarray(0, Math.min(piece.length, size - off)));
+  }
+  return h.digest('hex');
+}
