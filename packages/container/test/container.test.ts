@@ -63,6 +63,27 @@ async function boot(yaml: (dir: string) => string) {
   return { container, records, dir: tmp.dir };
 }
 
+/** A started container serving `gated.mjs` on a unix uwsgi listener, with its gate installed. */
+async function startGated() {
+  const booted = await boot(
+    () => `
+listeners:
+  - protocol: uwsgi
+    address: app.sock
+mounts:
+  - path: /
+    app: ${apps}gated.mjs
+transport: net
+`,
+  );
+  // Installed after boot: cleanups run in reverse, so held requests are released before the
+  // container's own close is awaited.
+  const gate = installGate();
+  await booted.container.start();
+  const path = listenerPort(booted.container, 'uwsgi').slice('unix:'.length);
+  return { ...booted, gate, path };
+}
+
 function listenerPort(container: Container, protocol: 'uwsgi' | 'http'): string {
   const address = container.listeners.find((l) => l.protocol === protocol)?.address ?? '';
   return address;
@@ -166,22 +187,7 @@ transport: net
   });
 
   it('close() finishes in-flight requests, refuses new ones, and is idempotent', async () => {
-    const { container } = await boot(
-      () => `
-listeners:
-  - protocol: uwsgi
-    address: app.sock
-mounts:
-  - path: /
-    app: ${apps}gated.mjs
-transport: net
-`,
-    );
-    // Installed after boot: cleanups run in reverse, so held requests are released before the
-    // container's own close is awaited.
-    const gate = installGate();
-    await container.start();
-    const path = listenerPort(container, 'uwsgi').slice('unix:'.length);
+    const { container, gate, path } = await startGated();
     const inFlight = exchange(path, packet(requestVars('GET', '/held')));
     await gate.whenEntered();
     const closing = container.close();
@@ -209,20 +215,7 @@ transport: net
   });
 
   it('close({ timeoutMs }) destroys requests that outlive the grace period', async () => {
-    const { container, records } = await boot(
-      () => `
-listeners:
-  - protocol: uwsgi
-    address: app.sock
-mounts:
-  - path: /
-    app: ${apps}gated.mjs
-transport: net
-`,
-    );
-    installGate();
-    await container.start();
-    const path = listenerPort(container, 'uwsgi').slice('unix:'.length);
+    const { container, records, path } = await startGated();
     const stuck = exchange(path, packet(requestVars('GET', '/stuck')));
     await expect.poll(() => container.stats().inFlight).toBe(1);
     await container.close({ timeoutMs: 50 });
@@ -234,20 +227,7 @@ transport: net
   });
 
   it('a second close() with a shorter timeout cuts the grace period short', async () => {
-    const { container } = await boot(
-      () => `
-listeners:
-  - protocol: uwsgi
-    address: app.sock
-mounts:
-  - path: /
-    app: ${apps}gated.mjs
-transport: net
-`,
-    );
-    installGate();
-    await container.start();
-    const path = listenerPort(container, 'uwsgi').slice('unix:'.length);
+    const { container, path } = await startGated();
     const stuck = exchange(path, packet(requestVars('GET', '/stuck')));
     await expect.poll(() => container.stats().inFlight).toBe(1);
     const graceful = container.close({ timeoutMs: 60_000 });
