@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { markdownTable } from './lib/harness.mjs';
+import { markdownTable, median } from './lib/harness.mjs';
 import { startNginx, UWSGI_PARAMS } from './lib/nginx.mjs';
 import {
   CLK_TCK,
@@ -282,12 +282,6 @@ async function wrk(url, script, seconds) {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 async function main() {
   stopAllOnSignals();

@@ -23,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median } from '../lib/harness.mjs';
 import { startNginx, UWSGI_PARAMS } from '../lib/nginx.mjs';
 import { CLK_TCK, cpuTicks, poll, spawnTracked, stopAll, stopAllOnSignals } from '../lib/proc.mjs';
 
@@ -173,12 +174,6 @@ async function wrk(url, script, seconds) {
   if (!line) throw new Error(`wrk: ${rec.stdout}${rec.stderr}`);
   return JSON.parse(line.slice(8));
 }
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 async function main() {
   stopAllOnSignals();

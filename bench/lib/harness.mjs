@@ -38,7 +38,8 @@ function calibrate(fn, batchMs) {
   }
 }
 
-const median = (xs) => {
+/** Median of a list of numbers (mean of the middle two for an even count). */
+export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
