@@ -49,34 +49,33 @@ export class Stats {
   connectionsTotal = 0;
   connectionsRejected = 0;
   protocolErrors = 0;
-  readonly #mounts = new Map<string, MountCounters>();
+  readonly #paths: readonly string[];
+  /** Indexed like the configured mounts (the router's `RouteMatch.index`). */
+  readonly #mounts: readonly MountCounters[];
 
   constructor(mountPaths: readonly string[]) {
-    for (const path of mountPaths) {
-      this.#mounts.set(path, {
-        requests: 0,
-        inFlight: 0,
-        statuses: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 },
-      });
-    }
+    this.#paths = [...mountPaths];
+    this.#mounts = mountPaths.map(() => ({
+      requests: 0,
+      inFlight: 0,
+      statuses: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 },
+    }));
   }
 
-  /** A request reached dispatch; `mount` is undefined when no mount matched. */
-  requestStarted(mount: string | undefined): void {
+  /** A request reached dispatch; `mount` is the mount's index, -1 when none matched. */
+  requestStarted(mount: number): void {
     this.requests++;
     this.inFlight++;
-    if (mount === undefined) return;
-    const counters = this.#mounts.get(mount);
+    const counters = this.#mounts[mount];
     if (counters === undefined) return;
     counters.requests++;
     counters.inFlight++;
   }
 
   /** The request's response finished or its connection closed; `status` as logged. */
-  requestFinished(mount: string | undefined, status: number): void {
+  requestFinished(mount: number, status: number): void {
     this.inFlight--;
-    if (mount === undefined) return;
-    const counters = this.#mounts.get(mount);
+    const counters = this.#mounts[mount];
     if (counters === undefined) return;
     counters.inFlight--;
     const cls = statusClass(status);
@@ -92,8 +91,8 @@ export class Stats {
       connectionsTotal: this.connectionsTotal,
       connectionsRejected: this.connectionsRejected,
       protocolErrors: this.protocolErrors,
-      mounts: [...this.#mounts].map(([path, c]) => ({
-        path,
+      mounts: this.#mounts.map((c, i) => ({
+        path: this.#paths[i] as string,
         requests: c.requests,
         inFlight: c.inFlight,
         statuses: { ...c.statuses },

@@ -1,6 +1,27 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { accessLogger, createLogger, flushLogger } from '../src/log.ts';
+import {
+  type AccessRecord,
+  accessLog,
+  createLogger,
+  flushLogger,
+  formatMicros,
+} from '../src/log.ts';
+
+function rec(url: string, extra: Partial<AccessRecord> = {}): AccessRecord {
+  return {
+    method: 'GET',
+    url,
+    status: 200,
+    bytes: 120,
+    durationUs: 250,
+    mount: '/api',
+    remoteAddress: '127.0.0.1',
+    listener: 'unix:/tmp/x.sock',
+    aborted: false,
+    ...extra,
+  };
+}
 
 function capture() {
   const writes: string[] = [];
@@ -26,14 +47,14 @@ describe('access log batching', () => {
       { access: true, format: 'json', level: 'info' },
       { stdout: out.stdout },
     );
-    const access = accessLogger(log);
-    access.info({ url: '/a' }, 'request');
-    access.info({ url: '/b' }, 'request');
+    const access = accessLog(log);
+    access.write(rec('/a'));
+    access.write(rec('/b'));
     expect(out.writes).toEqual([]);
     log.warn('something');
     // The batch went out first, in one write, then the warning.
     expect(out.writes).toHaveLength(2);
-    access.info({ url: '/c' }, 'request');
+    access.write(rec('/c'));
     flushLogger(log);
     expect(out.lines().map((r) => r['url'] ?? r['msg'])).toEqual(['/a', '/b', 'something', '/c']);
     const first = out.lines()[0];
@@ -51,7 +72,7 @@ describe('access log batching', () => {
       { access: true, format: 'json', level: 'info' },
       { stdout: out.stdout },
     );
-    accessLogger(log).info({ url: '/late' }, 'request');
+    accessLog(log).write(rec('/late'));
     await new Promise<void>((resolve) => {
       const check = () => (out.writes.length > 0 ? resolve() : setTimeout(check, 10));
       check();
@@ -65,7 +86,84 @@ describe('access log batching', () => {
       { access: true, format: 'pretty', level: 'info' },
       { stdout: out.stdout },
     );
-    accessLogger(log).info({ url: '/x' }, 'request');
+    accessLog(log).write(rec('/x'));
     expect(out.writes.join('')).toContain('/x');
+  });
+
+  it('formats the line pino would print for the same record, key for key', () => {
+    const records = [
+      rec('/a?q=1'),
+      rec('/\u00e9\u0000"\\\n\u2028', { mount: null, remoteAddress: null, status: 0 }),
+      rec('/gone', { aborted: true, method: 'POST', durationUs: 12500, bytes: 0 }),
+      rec('/nomethod', { method: undefined }),
+    ];
+    const ours = capture();
+    const fast = createLogger(
+      { access: true, format: 'json', level: 'info' },
+      { stdout: ours.stdout },
+    );
+    for (const r of records) accessLog(fast).write(r);
+    flushLogger(fast);
+    const theirs = capture();
+    const plain = createLogger(
+      { access: true, format: 'json', level: 'info' },
+      { stdout: theirs.stdout },
+    ).child({ component: 'access' });
+    for (const { aborted, durationUs, ...rest } of records) {
+      const fields = { ...rest, durationMs: durationUs / 1000 };
+      // Key order as pino would get it from dispatch's record.
+      const ordered = {
+        method: fields.method,
+        url: fields.url,
+        status: fields.status,
+        bytes: fields.bytes,
+        durationMs: fields.durationMs,
+        mount: fields.mount,
+        remoteAddress: fields.remoteAddress,
+        listener: fields.listener,
+      };
+      plain.info(aborted ? { ...ordered, aborted } : ordered, 'request');
+    }
+    const strip = (lines: Record<string, unknown>[]) =>
+      lines.map(({ time, ...rest }) => {
+        expect(typeof time).toBe('number');
+        return JSON.stringify(rest);
+      });
+    expect(strip(ours.lines())).toEqual(strip(theirs.lines()));
+    expect(ours.lines()).toHaveLength(4);
+  });
+
+  it('formats durations as JSON numbers would', () => {
+    for (let us = 0; us < 200000; us += 7) expect(formatMicros(us)).toBe(String(us / 1000));
+    for (const us of [0, 1, 10, 100, 1000, 1010, 1100, 123456789, 2 ** 40 + 5]) {
+      expect(formatMicros(us)).toBe(String(us / 1000));
+    }
+  });
+
+  it('honours a level raised above info at run time', () => {
+    const out = capture();
+    const log = createLogger(
+      { access: true, format: 'json', level: 'info' },
+      { stdout: out.stdout },
+    );
+    const access = accessLog(log);
+    log.level = 'warn';
+    access.write(rec('/quiet'));
+    log.level = 'info';
+    access.write(rec('/loud'));
+    flushLogger(log);
+    expect(out.lines().map((r) => r['url'])).toEqual(['/loud']);
+  });
+
+  it('a line larger than a batch is written at once, after the batch', () => {
+    const out = capture();
+    const log = createLogger(
+      { access: true, format: 'json', level: 'info' },
+      { stdout: out.stdout },
+    );
+    const access = accessLog(log);
+    access.write(rec('/small'));
+    access.write(rec(`/${'x'.repeat(40000)}`));
+    expect(out.lines().map((r) => String(r['url']).length)).toEqual([6, 40001]);
   });
 });

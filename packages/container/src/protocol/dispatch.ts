@@ -6,8 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { NodeHandler } from '../app/types.ts';
 import type { LimitsConfig } from '../config/types.ts';
-import { accessLogger, type Logger } from '../log.ts';
-import type { Router } from '../router/mounts.ts';
+import { type AccessLog, accessLog, type Logger } from '../log.ts';
+import type { RouteMatch, Router } from '../router/mounts.ts';
 import type { Stats } from '../stats.ts';
 import { type DeadlineEntry, DeadlineQueue } from './deadlines.ts';
 import { respondOnBehalf } from './respond.ts';
@@ -45,7 +45,7 @@ export function createDispatch(options: DispatchOptions): Dispatch {
   const shared: Shared = {
     stats,
     log,
-    accessLog: options.accessLog ? accessLogger(log) : undefined,
+    accessLog: options.accessLog ? accessLog(log) : undefined,
     deadlines:
       timeoutMs > 0
         ? new DeadlineQueue<InFlight>(timeoutMs, (entry) => entry.onTimeout())
@@ -55,10 +55,11 @@ export function createDispatch(options: DispatchOptions): Dispatch {
   return function dispatch(req: IncomingMessage, res: ServerResponse, origin: RequestOrigin) {
     const originalUrl = req.url ?? '/';
     const match = router.match(originalUrl);
-    const state = new InFlight(shared, req, res, origin, originalUrl, match?.mount.path);
+    const state = new InFlight(shared, req, res, origin, originalUrl, match);
     (res as StatefulResponse)[IN_FLIGHT] = state;
-    stats.requestStarted(state.mountPath);
-    res.on('finish', settleListener);
+    stats.requestStarted(state.mountIndex);
+    // 'close' alone: it always follows 'finish' (on the next tick) and also comes when the
+    // connection is lost first; one listener fewer per request.
     res.on('close', settleListener);
     // An unhandled 'error' on the response (write after end, a bad header in an async path of
     // the app) must not reach the process: log it and drop the connection (RELIABILITY.md A08).
@@ -107,7 +108,7 @@ export function createDispatch(options: DispatchOptions): Dispatch {
 interface Shared {
   readonly stats: Stats;
   readonly log: Logger;
-  readonly accessLog: Logger | undefined;
+  readonly accessLog: AccessLog | undefined;
   readonly deadlines: DeadlineQueue<InFlight> | undefined;
 }
 
@@ -115,7 +116,7 @@ const IN_FLIGHT = Symbol('uwsgi-ts.inFlight');
 
 type StatefulResponse = ServerResponse & { [IN_FLIGHT]?: InFlight };
 
-/** 'finish' and 'close' of a dispatched response (`this` is the response). */
+/** 'close' of a dispatched response (`this` is the response). */
 function settleListener(this: StatefulResponse): void {
   this[IN_FLIGHT]?.settle();
 }
@@ -141,6 +142,8 @@ class InFlight implements DeadlineEntry {
   readonly origin: RequestOrigin;
   readonly originalUrl: string;
   readonly mountPath: string | undefined;
+  /** Position of the mount in the config, -1 without a match (Stats counters). */
+  readonly mountIndex: number;
   readonly started: number;
   /** Captured now: node:http detaches the socket from the response before 'finish' listeners. */
   readonly socket: ServerResponse['socket'];
@@ -153,14 +156,20 @@ class InFlight implements DeadlineEntry {
     res: ServerResponse,
     origin: RequestOrigin,
     originalUrl: string,
-    mountPath: string | undefined,
+    match: RouteMatch | undefined,
   ) {
     this.shared = shared;
     this.req = req;
     this.res = res;
     this.origin = origin;
     this.originalUrl = originalUrl;
-    this.mountPath = mountPath;
+    if (match === undefined) {
+      this.mountPath = undefined;
+      this.mountIndex = -1;
+    } else {
+      this.mountPath = match.mount.path;
+      this.mountIndex = match.index;
+    }
     this.started = performance.now();
     this.socket = res.socket;
     this.bytesBefore = this.socket?.bytesWritten ?? 0;
@@ -172,21 +181,20 @@ class InFlight implements DeadlineEntry {
     const { shared, res } = this;
     shared.deadlines?.remove(this);
     const status = res.headersSent ? res.statusCode : 0;
-    shared.stats.requestFinished(this.mountPath, status);
+    shared.stats.requestFinished(this.mountIndex, status);
     const accessLog = shared.accessLog;
     if (accessLog === undefined) return;
-    const bytes = Math.max(0, (this.socket?.bytesWritten ?? 0) - this.bytesBefore);
-    const record = {
+    accessLog.write({
       method: this.req.method,
       url: this.originalUrl,
       status,
-      bytes,
-      durationMs: Math.round((performance.now() - this.started) * 1000) / 1000,
+      bytes: Math.max(0, (this.socket?.bytesWritten ?? 0) - this.bytesBefore),
+      durationUs: Math.round((performance.now() - this.started) * 1000),
       mount: this.mountPath ?? null,
       remoteAddress: this.origin.remoteAddress ?? null,
       listener: this.origin.listener,
-    };
-    accessLog.info(res.writableFinished ? record : { ...record, aborted: true }, 'request');
+      aborted: !res.writableFinished,
+    });
   }
 
   onTimeout(): void {
