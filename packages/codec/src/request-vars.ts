@@ -111,6 +111,8 @@ function parsePort(value: string | undefined): number | undefined {
 
 function schemeOf(value: string | undefined): HttpScheme | undefined {
   if (value === undefined) return undefined;
+  // What front ends send, without a trimmed and a lower-cased copy.
+  if (value === 'http' || value === 'https') return value;
   const v = value.trim().toLowerCase();
   return v === 'http' || v === 'https' ? v : undefined;
 }
@@ -246,7 +248,8 @@ export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {
       }
       continue;
     }
-    // Dispatch on length first: a string switch compares against every case in turn.
+    // Dispatch on length, then on a char or two, so that each name is compared once: a key is
+    // a fresh string, and every `===` against a name of the same length compares contents.
     switch (key.length) {
       case 5:
         if (key === 'HTTPS') https = value;
@@ -255,33 +258,67 @@ export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {
         if (key === 'PATH_INFO') pathInfo = value;
         break;
       case 11:
-        if (key === 'REQUEST_URI') requestUri = value;
-        else if (key === 'REMOTE_ADDR') remoteAddr = value;
-        else if (key === 'REMOTE_PORT') remotePort = value;
-        else if (key === 'SERVER_PORT') serverPort = value;
-        else if (key === 'SERVER_NAME') serverName = value;
-        else if (key === 'SCRIPT_NAME') scriptName = value;
+        // First char and the one after `_`: R_ REQUEST_URI, RA REMOTE_ADDR, RP REMOTE_PORT,
+        // SP SERVER_PORT, SN SERVER_NAME / SCRIPT_NAME (second char E / C).
+        switch ((key.charCodeAt(0) << 8) | key.charCodeAt(7)) {
+          case 0x525f:
+            if (key === 'REQUEST_URI') requestUri = value;
+            break;
+          case 0x5241:
+            if (key === 'REMOTE_ADDR') remoteAddr = value;
+            break;
+          case 0x5250:
+            if (key === 'REMOTE_PORT') remotePort = value;
+            break;
+          case 0x5350:
+            if (key === 'SERVER_PORT') serverPort = value;
+            break;
+          case 0x534e:
+            if (key.charCodeAt(1) === 0x45) {
+              if (key === 'SERVER_NAME') serverName = value;
+            } else if (key === 'SCRIPT_NAME') {
+              scriptName = value;
+            }
+            break;
+          default:
+            break;
+        }
         break;
       case 12:
-        if (key === 'QUERY_STRING') queryString = value;
-        else if (key === 'CONTENT_TYPE') contentType = value;
-        else if (key === 'UWSGI_SCHEME') uwsgiScheme = value;
+        switch (key.charCodeAt(0)) {
+          case 0x51:
+            if (key === 'QUERY_STRING') queryString = value;
+            break;
+          case 0x43:
+            if (key === 'CONTENT_TYPE') contentType = value;
+            break;
+          case 0x55:
+            if (key === 'UWSGI_SCHEME') uwsgiScheme = value;
+            break;
+          default:
+            break;
+        }
         break;
       case 14:
-        if (key === 'REQUEST_METHOD') {
-          if (method !== undefined && method !== value) {
-            throw requestInvalid(
-              `conflicting REQUEST_METHOD values ${JSON.stringify(method)} and ${JSON.stringify(value)}`,
-            );
+        // REQUEST_METHOD / REQUEST_SCHEME (ninth char M / S), CONTENT_LENGTH.
+        if (key.charCodeAt(0) === 0x43) {
+          if (key === 'CONTENT_LENGTH') {
+            if (contentLengthVar !== undefined && contentLengthVar !== value) {
+              throw requestInvalid(
+                `conflicting CONTENT_LENGTH values ${JSON.stringify(contentLengthVar)} and ${JSON.stringify(value)}`,
+              );
+            }
+            contentLengthVar = value;
           }
-          method = value;
-        } else if (key === 'CONTENT_LENGTH') {
-          if (contentLengthVar !== undefined && contentLengthVar !== value) {
-            throw requestInvalid(
-              `conflicting CONTENT_LENGTH values ${JSON.stringify(contentLengthVar)} and ${JSON.stringify(value)}`,
-            );
+        } else if (key.charCodeAt(8) === 0x4d) {
+          if (key === 'REQUEST_METHOD') {
+            if (method !== undefined && method !== value) {
+              throw requestInvalid(
+                `conflicting REQUEST_METHOD values ${JSON.stringify(method)} and ${JSON.stringify(value)}`,
+              );
+            }
+            method = value;
           }
-          contentLengthVar = value;
         } else if (key === 'REQUEST_SCHEME') {
           requestScheme = value;
         }
@@ -331,12 +368,7 @@ export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {
   const q = url.indexOf('?');
 
   const protocol = serverProtocol ?? 'HTTP/1.0';
-  const version = HTTP_VERSION.exec(protocol);
-  if (version === null) {
-    throw requestInvalid(
-      `SERVER_PROTOCOL is not HTTP/d.d: ${JSON.stringify(protocol.slice(0, 40))}`,
-    );
-  }
+  const version = httpVersionOf(protocol);
 
   const httpsOn = https !== undefined && (https.toLowerCase() === 'on' || https === '1');
   const scheme =
@@ -365,9 +397,9 @@ export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {
     url,
     path: q === -1 ? url : url.slice(0, q),
     query: q === -1 ? '' : url.slice(q + 1),
-    httpVersion: `${version[1]}.${version[2]}`,
-    httpVersionMajor: Number(version[1]),
-    httpVersionMinor: Number(version[2]),
+    httpVersion: version.text,
+    httpVersionMajor: version.major,
+    httpVersionMinor: version.minor,
     headers:
       framingHeader || framed || (contentType !== undefined && contentType.length > 0)
         ? reconcileHeaders(headers, contentType, framed ? contentLength : undefined)
@@ -382,6 +414,32 @@ export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {
     serverProtocol: protocol,
     scriptName: script,
     pathInfo: info,
+  };
+}
+
+interface HttpVersion {
+  readonly text: string;
+  readonly major: number;
+  readonly minor: number;
+}
+
+const HTTP_1_1: HttpVersion = Object.freeze({ text: '1.1', major: 1, minor: 1 });
+const HTTP_1_0: HttpVersion = Object.freeze({ text: '1.0', major: 1, minor: 0 });
+
+/** `SERVER_PROTOCOL` `HTTP/d.d` read; the two usual values without a regex match. */
+function httpVersionOf(protocol: string): HttpVersion {
+  if (protocol === 'HTTP/1.1') return HTTP_1_1;
+  if (protocol === 'HTTP/1.0') return HTTP_1_0;
+  const version = HTTP_VERSION.exec(protocol);
+  if (version === null) {
+    throw requestInvalid(
+      `SERVER_PROTOCOL is not HTTP/d.d: ${JSON.stringify(protocol.slice(0, 40))}`,
+    );
+  }
+  return {
+    text: `${version[1]}.${version[2]}`,
+    major: Number(version[1]),
+    minor: Number(version[2]),
   };
 }
 

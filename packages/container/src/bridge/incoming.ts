@@ -53,7 +53,9 @@ interface IncomingInternals {
  * HTTP_TRANSFER_ENCODING although it already de-chunked the body and framed it with
  * CONTENT_LENGTH (PROTOCOL.md section 4); an app that saw it would expect chunk markers.
  */
-const DROPPED_HEADERS = new Set(['transfer-encoding']);
+function isDropped(name: string): boolean {
+  return name.length === 17 && name === 'transfer-encoding';
+}
 
 /**
  * `http.IncomingMessage` over a uwsgi connection. The protocol layer pushes body bytes
@@ -75,9 +77,12 @@ export class UwsgiIncomingMessage extends IncomingMessage {
     this.httpVersionMajor = major;
     this.httpVersionMinor = minor;
     this.httpVersion = `${major}.${minor}`;
+    const headers = head.headers;
     const raw: string[] = [];
-    for (const [name, value] of head.headers) {
-      if (!DROPPED_HEADERS.has(name)) raw.push(name, value);
+    for (let i = 0; i < headers.length; i++) {
+      const header = headers[i] as readonly [string, string];
+      const name = header[0];
+      if (!isDropped(name)) raw.push(name, header[1]);
     }
     (this as unknown as IncomingInternals)._addHeaderLines(raw, raw.length);
     // Survive a prototype swap (module comment): two stores of shared functions, no closures.

@@ -45,6 +45,11 @@ import type { Socket } from 'node:net';
 /** Response headers a uwsgi backend must not send: the front end owns the client connection. */
 const HOP_BY_HOP = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade']);
 
+/** Who hears of the response's 'finish' first (the protocol layer), without a listener. */
+export interface ResponseOwner {
+  responseFinished(): void;
+}
+
 type HeadersArg = OutgoingHttpHeaders | OutgoingHttpHeader[] | undefined;
 
 /** `_http_outgoing.js` members used here; absent from @types/node. */
@@ -57,9 +62,13 @@ type PinnedMethod = 'setHeader' | 'appendHeader' | 'writeHead' | 'write';
 
 export class UwsgiServerResponse extends ServerResponse {
   #needDrain = false;
+  /** The socket's 'drain' is listened to from the first refused write on (most never are). */
+  #drainHooked = false;
+  readonly #owner: ResponseOwner | undefined;
 
-  constructor(req: IncomingMessage) {
+  constructor(req: IncomingMessage, owner?: ResponseOwner) {
     super(req);
+    this.#owner = owner;
     // See the module comment: never chunk, Content-Length when known, else close-delimited.
     this.useChunkedEncodingByDefault = true;
     this.removeHeader('transfer-encoding');
@@ -80,15 +89,18 @@ export class UwsgiServerResponse extends ServerResponse {
     self.write = own.write;
   }
 
-  /** Binds the response to the connection's socket and forwards its back-pressure. */
+  /**
+   * Binds the response to the connection's socket. Its 'drain' is forwarded once a write was
+   * refused (see `write`).
+   */
   attach(socket: Socket): void {
     this.assignSocket(socket);
-    socket.on('drain', UwsgiServerResponse.#onSocketDrain);
   }
 
   static readonly #onFinish = function onFinish(this: UwsgiServerResponse): void {
     // _http_server.js resOnFinish: process.nextTick(emitCloseNT, res).
     process.nextTick(UwsgiServerResponse.#emitCloseNT, this);
+    this.#owner?.responseFinished();
   };
 
   static #emitCloseNT(res: UwsgiServerResponse): void {
@@ -142,7 +154,14 @@ export class UwsgiServerResponse extends ServerResponse {
         : encodingOrCallback === undefined
           ? super.write(chunk, callback)
           : super.write(chunk, encodingOrCallback, callback);
-    if (!ok) this.#needDrain = true;
+    if (!ok) {
+      this.#needDrain = true;
+      const socket = this.socket;
+      if (!this.#drainHooked && socket !== null) {
+        this.#drainHooked = true;
+        socket.on('drain', UwsgiServerResponse.#onSocketDrain);
+      }
+    }
     return ok;
   }
 
@@ -156,7 +175,10 @@ export class UwsgiServerResponse extends ServerResponse {
 }
 
 function isHopByHop(name: string): boolean {
-  return typeof name === 'string' && HOP_BY_HOP.has(name.toLowerCase());
+  if (typeof name !== 'string') return false;
+  // Only names of a hop-by-hop length are lower-cased and looked up (no string per header).
+  const n = name.length;
+  return (n === 7 || n === 10 || n === 17) && HOP_BY_HOP.has(name.toLowerCase());
 }
 
 /** Copies `headers` without hop-by-hop names, in any of the shapes writeHead accepts. */

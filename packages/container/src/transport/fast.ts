@@ -360,6 +360,9 @@ interface QueuedWrite {
 
 const DEFAULT_HWM = getDefaultHighWaterMark(false);
 
+/** Largest Buffer body merged with a string head into one write (see `#flushCorked`). */
+const MERGE_BODY_MAX = 4096;
+
 /**
  * One accepted connection: the `Connection` and, at once, the socket shim handed to
  * `IncomingMessage`/`ServerResponse` (`conn.socket === conn`, saving an object per request).
@@ -751,6 +754,27 @@ class FastSocket extends EventEmitter implements Connection {
       this.#dispatch(only.chunk, only.encoding, only.callback);
       return;
     }
+    if (queue.length === 2) {
+      // ServerResponse's usual pair: its head (a latin1 string) and a small Buffer body. One
+      // latin1 string write instead of a writev of mixed chunks (for which C++ mallocs storage
+      // and converts the string anyway): latin1 maps bytes to chars one to one, so the body
+      // goes out byte-exact.
+      const [head, body] = queue as [QueuedWrite, QueuedWrite];
+      if (
+        head.encoding === 'latin1' &&
+        typeof head.chunk === 'string' &&
+        body.chunk instanceof Buffer &&
+        body.chunk.length <= MERGE_BODY_MAX
+      ) {
+        const callbacks: WriteCallback[] = [];
+        if (head.callback) callbacks.push(head.callback);
+        if (body.callback) callbacks.push(body.callback);
+        const req = this.#request();
+        const merged = head.chunk + body.chunk.toString('latin1');
+        this.#afterDispatch(req, this.#handle.writeLatin1String(req, merged), callbacks);
+        return;
+      }
+    }
     let allBuffers = true;
     for (const entry of queue) {
       if (typeof entry.chunk === 'string') {
@@ -981,15 +1005,23 @@ class FastSocket extends EventEmitter implements Connection {
       this.#handleClosed = true;
       // INTERNAL: HandleWrap#close runs uv_close (the fd is closed now; queued writes complete
       // with UV_ECANCELED) and calls back once libuv has released the handle.
-      handle.close(() => {
-        this.closed = true;
-        // Assigned, not deleted: `delete` turns the handle into a slow dictionary-mode object.
-        handle[OWNER] = undefined;
-        this.emit('close', err !== null);
-      });
+      handle.close(FastSocket.#onHandleClose);
     }
     if (err !== null) process.nextTick(() => this.#emitError(err));
   }
+
+  /** INTERNAL: HandleWrap#close stores the callback as the handle's `onclose` and calls it
+   * with `this` = the handle once libuv released it (src/handle_wrap.cc, OnClose): one shared
+   * function instead of a closure per connection. */
+  static readonly #onHandleClose = function onHandleClose(this: StreamHandle): void {
+    const socket = this[OWNER];
+    // Assigned, not deleted: `delete` turns the handle into a slow dictionary-mode object.
+    this[OWNER] = undefined;
+    if (socket === undefined) return;
+    socket.closed = true;
+    socket.#sink?.onClose?.();
+    socket.emit('close', socket.errored !== null);
+  };
 
   #emitError(err: Error): void {
     this._hadError = true;

@@ -27,6 +27,8 @@ class NetConnection implements Connection {
       sink.onError(err);
       socket.destroy();
     });
+    // Registered before the bridge's listeners (assignSocket happens after the first read).
+    socket.on('close', () => sink.onClose?.());
     // The server was created with pauseOnConnect: nothing was read before a sink existed.
     socket.resume();
   }

@@ -36,6 +36,11 @@ export interface ReadSink {
   onEnd(): void;
   /** A read error (ECONNRESET, ...). The transport destroys the connection afterwards. */
   onError(err: Error): void;
+  /**
+   * The connection is gone: called once, just before the socket emits `close` (so before any
+   * `close` listener of the socket, such as the response's). Only after `start()`.
+   */
+  onClose?(): void;
 }
 
 /** One accepted connection. */
