@@ -5,22 +5,45 @@
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { encodePacket } from '@uwsgi-ts/codec';
+import { decodeVars, encodePacket, encodeVars } from '@uwsgi-ts/codec';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/index.ts';
 import { type Container, createContainer } from '../src/container.ts';
+import { healthAnswer, healthAnswerRaw, latin1Bytes } from '../src/protocol/uwsgi.ts';
 import { tempDir } from './fixtures/apps/harness.ts';
 
 const HELLO = new URL('./fixtures/apps/hello.mjs', import.meta.url).pathname;
 
-function exchange(path: string, vars: Record<string, string>, body = ''): Promise<string> {
+/** One request; `split` sends it a byte per write (the decoder's path instead of the raw one). */
+function exchange(
+  path: string,
+  vars: Record<string, string>,
+  body = '',
+  split = false,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const socket = connect(path);
+    socket.setNoDelay(true);
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('error', reject);
     socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
-    socket.end(Buffer.concat([encodePacket(vars), Buffer.from(body)]));
+    const bytes = Buffer.concat([encodePacket(vars), Buffer.from(body)]);
+    if (!split) {
+      socket.end(bytes);
+      return;
+    }
+    let i = 0;
+    const next = () => {
+      if (i === bytes.length) {
+        socket.end();
+        return;
+      }
+      socket.write(bytes.subarray(i, i + 1), () => setImmediate(next));
+      i++;
+    };
+    next();
   });
 }
 
@@ -91,6 +114,15 @@ describe.each(['net', 'fast'] as const)('health path (%s transport)', (transport
     expect(await s.accessRecords()).toEqual([]);
   });
 
+  it('answers a packet that arrives in pieces the same way', async () => {
+    const s = await start(transport, '/healthz');
+    const got = await exchange(s.sock, get('/healthz'), '', true);
+    expect(got.endsWith('\r\n\r\nok\n')).toBe(true);
+    const other = await exchange(s.sock, get('/other'), '', true);
+    expect(other).toContain('"app":"hello"');
+    expect(s.container.stats().requests).toBe(1);
+  });
+
   it('other paths, methods and requests with a body reach the app', async () => {
     const s = await start(transport, '/healthz');
     const cases = [
@@ -106,6 +138,57 @@ describe.each(['net', 'fast'] as const)('health path (%s transport)', (transport
   it('is off by default: the path is an ordinary request', async () => {
     const s = await start(transport, undefined);
     expect(await exchange(s.sock, get('/healthz'))).toContain('"url":"/healthz"');
+  });
+});
+
+describe('health answer from the raw vars block', () => {
+  const name = fc.constantFrom(
+    'REQUEST_METHOD',
+    'REQUEST_URI',
+    'PATH_INFO',
+    'CONTENT_LENGTH',
+    'QUERY_STRING',
+    'HTTP_HOST',
+    'REQUEST_URJ',
+    'PATH_INFOS',
+  );
+  const value = fc.oneof(
+    fc.constantFrom('GET', 'HEAD', 'POST', 'get', '', '0', '00', '1', '/healthz', '/healthz?x'),
+    fc.constantFrom('/healthz/', '/health', '/h\u00e9', '?', '/healthz?', '/healthz#'),
+    fc.string({ maxLength: 12 }).map((v) => Buffer.from(v, 'utf8').toString('latin1')),
+  );
+  const paths = ['/healthz', '/', '/h\u00e9', '/healthz?'];
+
+  it('agrees with healthAnswer on the decoded vars, for any vars', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(name, value), { maxLength: 8 }),
+        fc.constantFrom(...paths),
+        (pairs, path) => {
+          const block = encodeVars(pairs, { encoding: 'latin1' });
+          const raw = healthAnswerRaw(block, 0, block.length, latin1Bytes(path), 1000);
+          expect(raw).toBe(healthAnswer(decodeVars(block), path));
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('leaves malformed blocks, too many vars and non-latin1 paths to the decoder', () => {
+    const ok = encodeVars([
+      ['REQUEST_METHOD', 'GET'],
+      ['REQUEST_URI', '/healthz'],
+    ]);
+    const path = latin1Bytes('/healthz');
+    expect(healthAnswerRaw(ok, 0, ok.length, path, 1000)).toBeDefined();
+    expect(healthAnswerRaw(ok, 0, ok.length, path, 1)).toBeUndefined();
+    for (let cut = 1; cut < ok.length; cut++) {
+      expect(healthAnswerRaw(ok, 0, ok.length - cut, path, 1000)).toBeUndefined();
+    }
+    const zeroKey = Buffer.concat([Buffer.from([0, 0, 0, 0]), ok]);
+    expect(healthAnswerRaw(zeroKey, 0, zeroKey.length, path, 1000)).toBeUndefined();
+    expect(latin1Bytes('/\u5065')).toBeNull();
+    expect(healthAnswerRaw(ok, 0, ok.length, null, 1000)).toBeUndefined();
   });
 });
 

@@ -32,8 +32,8 @@
  */
 
 import { STATUS_CODES } from 'node:http';
-import type { Socket } from 'node:net';
 import {
+  type DecoderHandler,
   encodePong,
   MODIFIER1,
   PacketDecoder,
@@ -49,7 +49,7 @@ import {
   reportPeer,
   UwsgiIncomingMessage,
 } from '../bridge/incoming.ts';
-import { UwsgiServerResponse } from '../bridge/response.ts';
+import { type ResponseOwner, UwsgiServerResponse } from '../bridge/response.ts';
 import type { LimitsConfig } from '../config/types.ts';
 import type { Logger } from '../log.ts';
 import type { Stats } from '../stats.ts';
@@ -130,16 +130,38 @@ interface Deadlines {
   readonly head: DeadlineQueue<UwsgiExchange> | undefined;
   readonly body: DeadlineQueue<UwsgiExchange> | undefined;
   readonly linger: DeadlineQueue<UwsgiExchange>;
+  /** The context's decoder options, built once. */
+  readonly decoderOptions: { readonly maxVarsSize: number; readonly maxVars: number };
 }
 
 const deadlinesByContext = new WeakMap<UwsgiListenerContext, Deadlines>();
 
-/** The socket's 'close' and the response's 'finish' find their exchange through this key. */
-const EXCHANGE = Symbol('uwsgi-ts.exchange');
+/**
+ * The decoder's callbacks for one exchange: one small object with shared prototype methods
+ * instead of four closures per connection.
+ */
+class DecoderCallbacks implements DecoderHandler {
+  readonly ex: UwsgiExchange;
+  constructor(ex: UwsgiExchange) {
+    this.ex = ex;
+  }
+  onHeader(h: PacketHeader): void {
+    this.ex.decodedHeader(h);
+  }
+  onVars(vars: UwsgiVars, h: PacketHeader): number | undefined {
+    return this.ex.decodedVars(vars, h);
+  }
+  onBody(chunk: Uint8Array): void {
+    this.ex.decodedBody(chunk);
+  }
+  onEnd(): void {
+    this.ex.decodedEnd();
+  }
+}
 
-type Keyed = { [EXCHANGE]?: UwsgiExchange };
-
-class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySource {
+class UwsgiExchange
+  implements ReadSink, ServedConnection, DeadlineEntry, BodySource, ResponseOwner
+{
   deadlineQueue: DeadlineQueue<DeadlineEntry> | null = null;
   deadlinePrev: DeadlineEntry | null = null;
   deadlineNext: DeadlineEntry | null = null;
@@ -151,7 +173,11 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
   readonly #deadlines: Deadlines;
   #phase: Phase = 'head';
   #bytesIn = 0;
-  /** First bytes of the stream (latin1), kept only to recognise HTTP sent to this socket. */
+  /**
+   * First bytes of the stream (latin1), to recognise HTTP sent to this socket; collected only
+   * while the packet header is incomplete (an HTTP request line fails at its 4th byte, as an
+   * unsupported modifier1), so a well-formed packet never pays for it.
+   */
   #start = '';
   #req: UwsgiIncomingMessage | undefined;
   #res: UwsgiServerResponse | undefined;
@@ -180,38 +206,20 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
             ? new DeadlineQueue<UwsgiExchange>(bodyTimeoutMs, (ex) => ex.#onBodyTimeout())
             : undefined,
         linger: new DeadlineQueue<UwsgiExchange>(LINGER_MS, (ex) => ex.destroy()),
+        decoderOptions: { maxVarsSize: ctx.limits.bufferSize, maxVars: ctx.limits.maxVars },
       };
       deadlinesByContext.set(ctx, found);
     }
     return found;
   }
 
-  /** 'close' of the socket (`this`). */
-  static readonly #onSocketCloseListener = function onSocketClose(this: Keyed): void {
-    const exchange = this[EXCHANGE];
-    if (exchange !== undefined) exchange.#onSocketClose();
-  };
-
-  /** 'finish' of the response (`this`). */
-  static readonly #onResponseFinishListener = function onResponseFinish(this: Keyed): void {
-    const exchange = this[EXCHANGE];
-    if (exchange !== undefined) exchange.#onResponseFinished();
-  };
-
   constructor(conn: Connection, ctx: UwsgiListenerContext, hooks: ServeHooks) {
     this.#conn = conn;
     this.#ctx = ctx;
     this.#hooks = hooks;
-    this.#deadlines = UwsgiExchange.#deadlinesFor(ctx);
-    this.#decoder = new PacketDecoder(
-      {
-        onHeader: (h) => this.#onHeader(h),
-        onVars: (vars, h) => this.#onVars(vars, h),
-        onBody: (chunk) => this.#onBody(chunk),
-        onEnd: () => this.#onBodyEnd(),
-      },
-      { maxVarsSize: ctx.limits.bufferSize, maxVars: ctx.limits.maxVars },
-    );
+    const deadlines = UwsgiExchange.#deadlinesFor(ctx);
+    this.#deadlines = deadlines;
+    this.#decoder = new PacketDecoder(new DecoderCallbacks(this), deadlines.decoderOptions);
   }
 
   get busy(): boolean {
@@ -219,9 +227,6 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
   }
 
   start(): void {
-    const socket = this.#conn.socket as Socket & Keyed;
-    socket[EXCHANGE] = this;
-    socket.on('close', UwsgiExchange.#onSocketCloseListener);
     // RELIABILITY.md invariant 3: a total deadline for the whole head, not a per-read idle
     // timer that a slow sender could extend forever (U28).
     this.#deadlines.head?.add(this);
@@ -236,20 +241,20 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
 
   onData(chunk: Uint8Array): void {
     if (this.#phase === 'closed') return;
-    this.#bytesIn += chunk.length;
+    const before = this.#bytesIn;
+    this.#bytesIn = before + chunk.length;
     // After the request: surplus (a pipelined packet, lingering body) is read and dropped.
     if (this.#phase === 'done') return;
-    if (this.#start.length < 8) {
-      // A plain loop: spreading a typed array goes through the iterator protocol.
-      const n = Math.min(chunk.length, 8 - this.#start.length);
-      for (let i = 0; i < n; i++) this.#start += String.fromCharCode(chunk[i] as number);
-    }
+    if (before === 0 && this.#ctx.health !== undefined && this.#answerHealth(chunk)) return;
+    const decoder = this.#decoder;
     try {
-      this.#decoder.push(chunk);
+      decoder.push(chunk);
     } catch (err) {
+      if (before < 8) this.#keepStart(chunk, before);
       this.#onDecodeFailure(err);
       return;
     }
+    if (before < 8 && decoder.header === undefined) this.#keepStart(chunk, before);
     if (this.#dispatchPending) {
       this.#dispatchPending = false;
       const req = this.#req as UwsgiIncomingMessage;
@@ -258,6 +263,35 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
       if (this.#bodyLeft > 0) this.#conn.keepReads?.(this.#bodyLeft);
       this.#ctx.dispatch(req, this.#res as UwsgiServerResponse, this.#origin as RequestOrigin);
     }
+  }
+
+  /**
+   * The health path, answered from the packet's bytes when the first read holds the whole
+   * packet: no vars are decoded and no strings made (module comment of `healthAnswerRaw`).
+   * False: not a health request, or not one this can tell from the bytes alone; the decoder
+   * then takes the chunk as usual (and answers health requests through `healthAnswer`).
+   */
+  #answerHealth(chunk: Uint8Array): boolean {
+    if (chunk.length < 4) return false;
+    const m1 = chunk[0];
+    if (m1 !== MODIFIER1.WSGI && m1 !== MODIFIER1.MANAGE_PATH_INFO) return false;
+    const end = 4 + ((chunk[1] as number) | ((chunk[2] as number) << 8));
+    const limits = this.#ctx.limits;
+    if (end - 4 > limits.bufferSize || end > chunk.length) return false;
+    const answer = healthAnswerRaw(chunk, 4, end, healthPathBytes(this.#ctx), limits.maxVars);
+    if (answer === undefined) return false;
+    this.#clearTimer();
+    this.#phase = 'done';
+    this.#inputDone = true;
+    this.#respondRaw(answer);
+    return true;
+  }
+
+  /** Appends the stream's bytes `before`..7 from `chunk` to `#start`. */
+  #keepStart(chunk: Uint8Array, before: number): void {
+    const n = Math.min(chunk.length, 8 - before);
+    // A plain loop: spreading a typed array goes through the iterator protocol.
+    for (let i = 0; i < n; i++) this.#start += String.fromCharCode(chunk[i] as number);
   }
 
   // BodySource (the request's way back into the connection) ---------------------------------
@@ -312,16 +346,20 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
     this.#ctx.log.debug({ err, ...this.#peer() }, 'uwsgi connection error');
   }
 
-  // Decoder callbacks ---------------------------------------------------------------------
+  onClose(): void {
+    this.#onSocketClose();
+  }
 
-  #onHeader(h: PacketHeader): void {
+  // Decoder callbacks (through DecoderCallbacks) ------------------------------------------
+
+  decodedHeader(h: PacketHeader): void {
     const m1 = h.modifier1;
     if (m1 !== MODIFIER1.WSGI && m1 !== MODIFIER1.MANAGE_PATH_INFO && m1 !== MODIFIER1.PING) {
       throw new Refusal(`unsupported modifier1 ${m1}`);
     }
   }
 
-  #onVars(vars: UwsgiVars, h: PacketHeader): number | undefined {
+  decodedVars(vars: UwsgiVars, h: PacketHeader): number | undefined {
     this.#clearTimer();
     this.#phase = 'body';
     if (h.modifier1 === MODIFIER1.PING) {
@@ -371,11 +409,9 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
     reportPeer(socket, request.remoteAddress, request.remotePort);
     const req = new UwsgiIncomingMessage(socket, request, this);
     this.#req = req;
-    const res = new UwsgiServerResponse(req) as UwsgiServerResponse & Keyed;
+    const res = new UwsgiServerResponse(req, this);
     this.#res = res;
     res.attach(socket);
-    res[EXCHANGE] = this;
-    res.on('finish', UwsgiExchange.#onResponseFinishListener);
     this.#origin = {
       protocol: 'uwsgi',
       listener: this.#ctx.listener,
@@ -395,7 +431,7 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
     return request.contentLength;
   }
 
-  #onBody(chunk: Uint8Array): void {
+  decodedBody(chunk: Uint8Array): void {
     this.#bodyLeft -= chunk.length;
     const req = this.#req;
     if (req === undefined || this.#discard) return;
@@ -408,7 +444,7 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
     if (!req.push(buf)) this.#conn.pause();
   }
 
-  #onBodyEnd(): void {
+  decodedEnd(): void {
     if (this.#phase === 'closed') return;
     this.#phase = 'done';
     this.#inputDone = true;
@@ -425,7 +461,8 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
 
   // Responses and closing -----------------------------------------------------------------
 
-  #onResponseFinished(): void {
+  /** ResponseOwner: the response emitted 'finish'. */
+  responseFinished(): void {
     this.#markResponded();
     const req = this.#req as
       | (UwsgiIncomingMessage & {
@@ -599,8 +636,9 @@ class UwsgiExchange implements ReadSink, ServedConnection, DeadlineEntry, BodySo
  * The health answer when `vars` ask for `path` with GET or HEAD and no body (CONTENT_LENGTH empty
  * or 0), else undefined (the request goes the ordinary way, so a POST there reaches the app).
  * The path is REQUEST_URI without its query, or PATH_INFO when the front end sent no REQUEST_URI.
+ * Used when the packet arrived in pieces; a whole first read goes through `healthAnswerRaw`.
  */
-function healthAnswer(vars: UwsgiVars, path: string): Buffer | undefined {
+export function healthAnswer(vars: UwsgiVars, path: string): Buffer | undefined {
   let method: string | undefined;
   let uri: string | undefined;
   let pathInfo: string | undefined;
@@ -617,6 +655,115 @@ function healthAnswer(vars: UwsgiVars, path: string): Buffer | undefined {
   if (q !== -1) target = target.slice(0, q);
   if (target !== path) return undefined;
   return method === 'HEAD' ? HEALTH_HEAD_ONLY : HEALTH_RESPONSE;
+}
+
+/** The health path as latin1 bytes per context (null: not latin1, so no var can equal it). */
+const healthBytes = new WeakMap<UwsgiListenerContext, Uint8Array | null>();
+
+function healthPathBytes(ctx: UwsgiListenerContext): Uint8Array | null {
+  let bytes = healthBytes.get(ctx);
+  if (bytes === undefined) {
+    bytes = latin1Bytes(ctx.health ?? '');
+    healthBytes.set(ctx, bytes);
+  }
+  return bytes;
+}
+
+/** `text` as latin1 bytes, or null when a char is above U+00FF. Exported for tests. */
+export function latin1Bytes(text: string): Uint8Array | null {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) return null;
+  return Buffer.from(text, 'latin1');
+}
+
+/** `bytes[at, at + name.length)` equals the ASCII `name`. */
+function bytesAre(bytes: Uint8Array, at: number, name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    if (bytes[at + i] !== name.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/**
+ * {@link healthAnswer} read straight from a vars block `bytes[start, end)`, with the same rules
+ * (last REQUEST_METHOD / REQUEST_URI / PATH_INFO win; any CONTENT_LENGTH other than empty or `0`
+ * means no), byte for byte: the vars are latin1, so a var equals the path exactly when its bytes
+ * equal the path's latin1 bytes. Undefined when the block is not well formed or holds more than
+ * `maxVars` vars, so that the decoder reports those as it would for any request. Exported for
+ * tests (a property test holds it to `healthAnswer`).
+ */
+export function healthAnswerRaw(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  path: Uint8Array | null,
+  maxVars: number,
+): Buffer | undefined {
+  if (path === null) return undefined;
+  let method = -1;
+  let methodLength = 0;
+  let uri = -1;
+  let uriLength = 0;
+  let pathInfo = -1;
+  let pathInfoLength = 0;
+  let count = 0;
+  let p = start;
+  while (p < end) {
+    if (end - p < 2) return undefined;
+    const keyLength = (bytes[p] as number) | ((bytes[p + 1] as number) << 8);
+    const key = p + 2;
+    const keyEnd = key + keyLength;
+    if (keyLength === 0 || end - keyEnd < 2) return undefined;
+    const valueLength = (bytes[keyEnd] as number) | ((bytes[keyEnd + 1] as number) << 8);
+    const value = keyEnd + 2;
+    if (valueLength > end - value || ++count > maxVars) return undefined;
+    p = value + valueLength;
+    switch (keyLength) {
+      case 9:
+        if (bytesAre(bytes, key, 'PATH_INFO')) {
+          pathInfo = value;
+          pathInfoLength = valueLength;
+        }
+        break;
+      case 11:
+        if (bytesAre(bytes, key, 'REQUEST_URI')) {
+          uri = value;
+          uriLength = valueLength;
+        }
+        break;
+      case 14:
+        if (bytesAre(bytes, key, 'REQUEST_METHOD')) {
+          method = value;
+          methodLength = valueLength;
+        } else if (
+          bytesAre(bytes, key, 'CONTENT_LENGTH') &&
+          valueLength !== 0 &&
+          !(valueLength === 1 && bytes[value] === 0x30)
+        ) {
+          return undefined;
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  let head: boolean;
+  if (methodLength === 3 && bytesAre(bytes, method, 'GET')) head = false;
+  else if (methodLength === 4 && bytesAre(bytes, method, 'HEAD')) head = true;
+  else return undefined;
+  let target = uri;
+  let targetLength = uriLength;
+  if (uri === -1) {
+    if (pathInfo === -1) return undefined;
+    target = pathInfo;
+    targetLength = pathInfoLength;
+  }
+  const q = bytes.subarray(target, target + targetLength).indexOf(0x3f);
+  if (q !== -1) targetLength = q;
+  if (targetLength !== path.length) return undefined;
+  for (let i = 0; i < targetLength; i++) {
+    if (bytes[target + i] !== path[i]) return undefined;
+  }
+  return head ? HEALTH_HEAD_ONLY : HEALTH_RESPONSE;
 }
 
 function codeOf(err: unknown): string | undefined {
