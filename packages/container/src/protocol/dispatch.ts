@@ -92,7 +92,7 @@ export function createDispatch(options: DispatchOptions): Dispatch {
           ? { vars, scriptName, pathInfo }
           : { vars, scheme, scriptName, pathInfo };
 
-    shared.deadlines?.add(state);
+    shared.deadlines?.add(state, state.started);
     let result: unknown;
     try {
       result = handler(req, res);

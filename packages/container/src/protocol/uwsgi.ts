@@ -525,8 +525,9 @@ class UwsgiExchange
     if (!this.#responded || !this.#inputDone || this.#phase === 'closed') return;
     const socket = this.#conn.socket;
     if (!socket.writableEnded) socket.end();
-    // A transport whose end() closes synchronously has run #onSocketClose by now.
-    if ((this.#phase as Phase) === 'closed') return;
+    // A transport whose end() closes the connection (fast: once every write is done, which it
+    // is after 'finish') has nothing to wait for: its 'close' follows for sure.
+    if ((this.#phase as Phase) === 'closed' || socket.destroyed) return;
     this.#deadlines.linger.add(this);
   }
 
