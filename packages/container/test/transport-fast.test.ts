@@ -413,6 +413,39 @@ describe.each(TRANSPORTS)('transport %s', (_name, transport) => {
       expect(served.closeCounts).toEqual([1]);
     });
 
+    it.each([
+      ['a small Buffer body (head and body merged into one write)', 256],
+      ['a Buffer body above the merge size', 5000],
+    ])('sends %s byte for byte', async (_name, size) => {
+      const body = Buffer.alloc(size, 0);
+      for (let i = 0; i < size; i++) body[i] = (i * 7 + 3) & 0xff;
+      const served = await serve(transport, kind, (conn) => {
+        const socket = conn.socket;
+        conn.start({
+          onData: () => {
+            const req = new IncomingMessage(socket);
+            req.method = 'GET';
+            const res = new ServerResponse(req);
+            res.shouldKeepAlive = false;
+            res.assignSocket(socket);
+            res.on('finish', () => socket.end());
+            res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+            res.end(body);
+          },
+          onEnd: () => {},
+          onError: () => socket.destroy(),
+        });
+      });
+      const client = served.connect();
+      const received = readAll(client);
+      client.write('request');
+      const bytes = await received;
+      const split = bytes.indexOf('\r\n\r\n');
+      expect(bytes.subarray(0, split).toString('latin1')).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expect(Buffer.compare(bytes.subarray(split + 4), body)).toBe(0);
+      await served.shutdown();
+    });
+
     it('lets a genuine IncomingMessage be destroyed on the socket without hanging', async () => {
       let reqClosed!: () => void;
       const done = new Promise<void>((resolve) => {
