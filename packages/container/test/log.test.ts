@@ -40,13 +40,15 @@ function capture() {
   return { stdout, writes, lines };
 }
 
+/** A JSON logger (what `createLogger` batches access records for) writing to `out`. */
+function jsonLogger(out: ReturnType<typeof capture>) {
+  return createLogger({ access: true, format: 'json', level: 'info' }, { stdout: out.stdout });
+}
+
 describe('access log batching', () => {
   it('batches access records, keeps call order with other records, flushes on demand', () => {
     const out = capture();
-    const log = createLogger(
-      { access: true, format: 'json', level: 'info' },
-      { stdout: out.stdout },
-    );
+    const log = jsonLogger(out);
     const access = accessLog(log);
     access.write(rec('/a'));
     access.write(rec('/b'));
@@ -68,10 +70,7 @@ describe('access log batching', () => {
 
   it('writes a pending batch by itself after a short delay', async () => {
     const out = capture();
-    const log = createLogger(
-      { access: true, format: 'json', level: 'info' },
-      { stdout: out.stdout },
-    );
+    const log = jsonLogger(out);
     accessLog(log).write(rec('/late'));
     await new Promise<void>((resolve) => {
       const check = () => (out.writes.length > 0 ? resolve() : setTimeout(check, 10));
@@ -98,17 +97,11 @@ describe('access log batching', () => {
       rec('/nomethod', { method: undefined }),
     ];
     const ours = capture();
-    const fast = createLogger(
-      { access: true, format: 'json', level: 'info' },
-      { stdout: ours.stdout },
-    );
+    const fast = jsonLogger(ours);
     for (const r of records) accessLog(fast).write(r);
     flushLogger(fast);
     const theirs = capture();
-    const plain = createLogger(
-      { access: true, format: 'json', level: 'info' },
-      { stdout: theirs.stdout },
-    ).child({ component: 'access' });
+    const plain = jsonLogger(theirs).child({ component: 'access' });
     for (const { aborted, durationUs, ...rest } of records) {
       const fields = { ...rest, durationMs: durationUs / 1000 };
       // Key order as pino would get it from dispatch's record.
@@ -142,10 +135,7 @@ describe('access log batching', () => {
 
   it('honours a level raised above info at run time', () => {
     const out = capture();
-    const log = createLogger(
-      { access: true, format: 'json', level: 'info' },
-      { stdout: out.stdout },
-    );
+    const log = jsonLogger(out);
     const access = accessLog(log);
     log.level = 'warn';
     access.write(rec('/quiet'));
@@ -157,10 +147,7 @@ describe('access log batching', () => {
 
   it('a line larger than a batch is written at once, after the batch', () => {
     const out = capture();
-    const log = createLogger(
-      { access: true, format: 'json', level: 'info' },
-      { stdout: out.stdout },
-    );
+    const log = jsonLogger(out);
     const access = accessLog(log);
     access.write(rec('/small'));
     access.write(rec(`/${'x'.repeat(40000)}`));
