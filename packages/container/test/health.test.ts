@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/index.ts';
 import { type Container, createContainer } from '../src/container.ts';
-import { healthAnswer, healthAnswerRaw, latin1Bytes } from '../src/protocol/uwsgi.ts';
+import { healthAnswer, healthAnswerRaw, healthPathBytes } from '../src/protocol/uwsgi.ts';
 import { tempDir } from './fixtures/apps/harness.ts';
 
 const HELLO = new URL('./fixtures/apps/hello.mjs', import.meta.url).pathname;
@@ -166,7 +166,7 @@ describe('health answer from the raw vars block', () => {
         fc.constantFrom(...paths),
         (pairs, path) => {
           const block = encodeVars(pairs, { encoding: 'latin1' });
-          const raw = healthAnswerRaw(block, 0, block.length, latin1Bytes(path), 1000);
+          const raw = healthAnswerRaw(block, 0, block.length, healthPathBytes(path), 1000);
           expect(raw).toBe(healthAnswer(decodeVars(block), path));
         },
       ),
@@ -179,7 +179,7 @@ describe('health answer from the raw vars block', () => {
       ['REQUEST_METHOD', 'GET'],
       ['REQUEST_URI', '/healthz'],
     ]);
-    const path = latin1Bytes('/healthz');
+    const path = healthPathBytes('/healthz');
     expect(healthAnswerRaw(ok, 0, ok.length, path, 1000)).toBeDefined();
     expect(healthAnswerRaw(ok, 0, ok.length, path, 1)).toBeUndefined();
     for (let cut = 1; cut < ok.length; cut++) {
@@ -187,7 +187,8 @@ describe('health answer from the raw vars block', () => {
     }
     const zeroKey = Buffer.concat([Buffer.from([0, 0, 0, 0]), ok]);
     expect(healthAnswerRaw(zeroKey, 0, zeroKey.length, path, 1000)).toBeUndefined();
-    expect(latin1Bytes('/\u5065')).toBeNull();
+    expect(healthPathBytes('/\u5065')).toBeNull();
+    expect(healthPathBytes('/healthz?')).toBeNull();
     expect(healthAnswerRaw(ok, 0, ok.length, null, 1000)).toBeUndefined();
   });
 });

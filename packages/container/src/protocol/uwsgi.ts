@@ -169,7 +169,8 @@ class UwsgiExchange
   readonly #conn: Connection;
   readonly #ctx: UwsgiListenerContext;
   readonly #hooks: ServeHooks;
-  readonly #decoder: PacketDecoder;
+  /** Made on first use: a health request answered from its bytes never needs one. */
+  #decoder: PacketDecoder | undefined;
   readonly #deadlines: Deadlines;
   #phase: Phase = 'head';
   #bytesIn = 0;
@@ -217,9 +218,7 @@ class UwsgiExchange
     this.#conn = conn;
     this.#ctx = ctx;
     this.#hooks = hooks;
-    const deadlines = UwsgiExchange.#deadlinesFor(ctx);
-    this.#deadlines = deadlines;
-    this.#decoder = new PacketDecoder(new DecoderCallbacks(this), deadlines.decoderOptions);
+    this.#deadlines = UwsgiExchange.#deadlinesFor(ctx);
   }
 
   get busy(): boolean {
@@ -227,10 +226,13 @@ class UwsgiExchange
   }
 
   start(): void {
+    // The fast transport reads once synchronously in start(): when that read held the whole
+    // head (nearly always behind nginx), the head deadline has nothing left to bound. Otherwise
+    // it starts now, microseconds after accept (only that one read attempt has run).
+    this.#conn.start(this);
     // RELIABILITY.md invariant 3: a total deadline for the whole head, not a per-read idle
     // timer that a slow sender could extend forever (U28).
-    this.#deadlines.head?.add(this);
-    this.#conn.start(this);
+    if (this.#phase === 'head') this.#deadlines.head?.add(this);
   }
 
   destroy(): void {
@@ -246,7 +248,7 @@ class UwsgiExchange
     // After the request: surplus (a pipelined packet, lingering body) is read and dropped.
     if (this.#phase === 'done') return;
     if (before === 0 && this.#ctx.health !== undefined && this.#answerHealth(chunk)) return;
-    const decoder = this.#decoder;
+    const decoder = this.#packetDecoder();
     try {
       decoder.push(chunk);
     } catch (err) {
@@ -278,13 +280,18 @@ class UwsgiExchange
     const end = 4 + ((chunk[1] as number) | ((chunk[2] as number) << 8));
     const limits = this.#ctx.limits;
     if (end - 4 > limits.bufferSize || end > chunk.length) return false;
-    const answer = healthAnswerRaw(chunk, 4, end, healthPathBytes(this.#ctx), limits.maxVars);
+    const answer = healthAnswerRaw(chunk, 4, end, healthPathOf(this.#ctx), limits.maxVars);
     if (answer === undefined) return false;
     this.#clearTimer();
     this.#phase = 'done';
     this.#inputDone = true;
     this.#respondRaw(answer);
     return true;
+  }
+
+  #packetDecoder(): PacketDecoder {
+    this.#decoder ??= new PacketDecoder(new DecoderCallbacks(this), this.#deadlines.decoderOptions);
+    return this.#decoder;
   }
 
   /** Appends the stream's bytes `before`..7 from `chunk` to `#start`. */
@@ -316,7 +323,7 @@ class UwsgiExchange
       return;
     }
     try {
-      this.#decoder.end();
+      this.#packetDecoder().end();
     } catch (err) {
       if (this.#phase === 'head') {
         if (this.#bytesIn === 0) {
@@ -581,7 +588,7 @@ class UwsgiExchange
   /** REJ: one record with the reason, code, peer and sizes; the caller closes. */
   #refuse(reason: string, code: string | undefined): void {
     this.#ctx.stats.protocolErrors++;
-    const header = this.#decoder.header;
+    const header = this.#decoder?.header;
     this.#ctx.log.warn(
       {
         reason,
@@ -658,22 +665,29 @@ export function healthAnswer(vars: UwsgiVars, path: string): Buffer | undefined 
   return method === 'HEAD' ? HEALTH_HEAD_ONLY : HEALTH_RESPONSE;
 }
 
-/** The health path as latin1 bytes per context (null: not latin1, so no var can equal it). */
-const healthBytes = new WeakMap<UwsgiListenerContext, Uint8Array | null>();
+/** {@link healthPathBytes} of each context's health path, made once. */
+const healthPaths = new WeakMap<UwsgiListenerContext, Uint8Array | null>();
 
-function healthPathBytes(ctx: UwsgiListenerContext): Uint8Array | null {
-  let bytes = healthBytes.get(ctx);
+function healthPathOf(ctx: UwsgiListenerContext): Uint8Array | null {
+  let bytes = healthPaths.get(ctx);
   if (bytes === undefined) {
-    bytes = latin1Bytes(ctx.health ?? '');
-    healthBytes.set(ctx, bytes);
+    bytes = healthPathBytes(ctx.health ?? '');
+    healthPaths.set(ctx, bytes);
   }
   return bytes;
 }
 
-/** `text` as latin1 bytes, or null when a char is above U+00FF. Exported for tests. */
-export function latin1Bytes(text: string): Uint8Array | null {
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) return null;
-  return Buffer.from(text, 'latin1');
+/**
+ * The health path as latin1 bytes, or null when no request can match it: a char above U+00FF
+ * (vars are latin1) or a `?` (the target is cut at its first one; the config schema refuses
+ * both anyway). Exported for tests.
+ */
+export function healthPathBytes(path: string): Uint8Array | null {
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c > 0xff || c === 0x3f) return null;
+  }
+  return Buffer.from(path, 'latin1');
 }
 
 /** `bytes[at, at + name.length)` equals the ASCII `name`. */
@@ -718,24 +732,26 @@ export function healthAnswerRaw(
     const value = keyEnd + 2;
     if (valueLength > end - value || ++count > maxVars) return undefined;
     p = value + valueLength;
+    // A byte or two tells the candidates apart before the whole name is compared.
     switch (keyLength) {
       case 9:
-        if (bytesAre(bytes, key, 'PATH_INFO')) {
+        if (bytes[key] === 0x50 && bytesAre(bytes, key, 'PATH_INFO')) {
           pathInfo = value;
           pathInfoLength = valueLength;
         }
         break;
       case 11:
-        if (bytesAre(bytes, key, 'REQUEST_URI')) {
+        if (bytes[key + 2] === 0x51 && bytesAre(bytes, key, 'REQUEST_URI')) {
           uri = value;
           uriLength = valueLength;
         }
         break;
       case 14:
-        if (bytesAre(bytes, key, 'REQUEST_METHOD')) {
+        if (bytes[key + 8] === 0x4d && bytesAre(bytes, key, 'REQUEST_METHOD')) {
           method = value;
           methodLength = valueLength;
         } else if (
+          bytes[key] === 0x43 &&
           bytesAre(bytes, key, 'CONTENT_LENGTH') &&
           valueLength !== 0 &&
           !(valueLength === 1 && bytes[value] === 0x30)
@@ -758,10 +774,10 @@ export function healthAnswerRaw(
     target = pathInfo;
     targetLength = pathInfoLength;
   }
-  const q = bytes.subarray(target, target + targetLength).indexOf(0x3f);
-  if (q !== -1) targetLength = q;
-  if (targetLength !== path.length) return undefined;
-  for (let i = 0; i < targetLength; i++) {
+  // The path is the target up to its first `?`; `path` holds none (healthPathBytes).
+  const n = path.length;
+  if (targetLength < n || (targetLength > n && bytes[target + n] !== 0x3f)) return undefined;
+  for (let i = 0; i < n; i++) {
     if (bytes[target + i] !== path[i]) return undefined;
   }
   return head ? HEALTH_HEAD_ONLY : HEALTH_RESPONSE;
