@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 import { median } from '../lib/harness.mjs';
 import { startNginx, UWSGI_PARAMS } from '../lib/nginx.mjs';
 import { CLK_TCK, cpuTicks, poll, spawnTracked, stopAll, stopAllOnSignals } from '../lib/proc.mjs';
+import { containerCli, writeContainerConfig } from './container-mode.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const { values: args } = parseArgs({
@@ -46,8 +47,6 @@ const { values: args } = parseArgs({
 });
 const NODE_ARGS = args['node-args'].split(' ').filter((a) => a !== '');
 const BODY = Number(args.body);
-const CLI = path.join(HERE, '../../packages/cli/bin/uwsgi-ts.js');
-const HELLO_APP = path.join(HERE, '../backends/hello-app.mjs');
 const DURATION = Number(args.duration);
 const ROUNDS = Number(args.rounds);
 const MODES = args.modes.split(',');
@@ -64,26 +63,13 @@ end
 async function startContainer(dir, mode) {
   const tcp = mode.includes('-tcp');
   const sock = path.join(dir, `${mode}.sock`);
-  const config = path.join(dir, `${mode}.yaml`);
-  writeFileSync(
-    config,
-    [
-      'listeners:',
-      '  - protocol: uwsgi',
-      `    address: ${tcp ? '127.0.0.1:0' : sock}`,
-      'mounts:',
-      '  - path: /',
-      `    app: ${HELLO_APP}`,
-      `log: { access: ${!mode.includes('-nolog')}, format: json, level: info }`,
-      `transport: ${mode.includes('-net') ? 'net' : 'fast'}`,
-      ...(mode.includes('-health') ? [`health: /${mode}/healthz`] : []),
-      '',
-    ].join('\n'),
-  );
+  const config = writeContainerConfig(dir, mode, {
+    address: tcp ? '127.0.0.1:0' : sock,
+    healthPath: `/${mode}/healthz`,
+  });
   const logFile = path.join(dir, `${mode}.log`);
   const fd = openSync(logFile, 'w');
-  const cli = mode.startsWith('base-') ? args['base-cli'] : CLI;
-  if (cli === undefined) throw new Error(`${mode} needs --base-cli`);
+  const cli = containerCli(mode, args['base-cli']);
   const rec = spawnTracked(args.node, [...NODE_ARGS, cli, 'run', config], {
     name: mode,
     cwd: dir,

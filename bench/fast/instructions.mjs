@@ -19,7 +19,7 @@
 //
 //   npx tsc -b && node bench/fast/instructions.mjs [--requests 8000] [--modes container,fast-http]
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { FIXTURES_DIR } from '../lib/packets.mjs';
 import { poll } from '../lib/proc.mjs';
+import { containerCli, writeContainerConfig } from './container-mode.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const { values: args } = parseArgs({
@@ -47,31 +48,13 @@ const { values: args } = parseArgs({
 const REQUESTS = Number(args.requests);
 const WARMUP = Number(args.warmup);
 const CONCURRENCY = Number(args.concurrency);
-const CLI = path.join(HERE, '../../packages/cli/bin/uwsgi-ts.js');
-const HELLO_APP = path.join(HERE, '../backends/hello-app.mjs');
 const PACKET = readFileSync(path.join(FIXTURES_DIR, 'nginx-get-small.bin'));
 
 function backendArgs(dir, mode, sock) {
   if (!mode.includes('container')) return [path.join(HERE, 'responder.mjs'), mode, sock];
-  const config = path.join(dir, `${mode}.yaml`);
-  writeFileSync(
-    config,
-    [
-      'listeners:',
-      '  - protocol: uwsgi',
-      `    address: ${sock}`,
-      'mounts:',
-      '  - path: /',
-      `    app: ${HELLO_APP}`,
-      `log: { access: ${!mode.includes('-nolog')}, format: json, level: info }`,
-      `transport: ${mode.includes('-net') ? 'net' : 'fast'}`,
-      // The fixture asks for /hello: the health mode answers that path itself.
-      ...(mode.includes('-health') ? ['health: /hello'] : []),
-      '',
-    ].join('\n'),
-  );
-  const cli = mode.startsWith('base-') ? args['base-cli'] : CLI;
-  if (cli === undefined) throw new Error(`${mode} needs --base-cli`);
+  // The fixture asks for /hello: the health mode answers that path itself.
+  const config = writeContainerConfig(dir, mode, { address: sock, healthPath: '/hello' });
+  const cli = containerCli(mode, args['base-cli']);
   return [cli, 'run', config];
 }
 

@@ -1,0 +1,41 @@
+// The container modes shared by bench.mjs and instructions.mjs: `container` (transport fast,
+// access log on), `-nolog`, `-net`, `-tcp`, `-health`, and `base-...` (another build's CLI).
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const CLI = path.join(HERE, '../../packages/cli/bin/uwsgi-ts.js');
+const HELLO_APP = path.join(HERE, '../backends/hello-app.mjs');
+
+/**
+ * Writes `DIR/MODE.yaml`: one uwsgi listener on `address`, the hello app of
+ * `bench/backends/hello-app.mjs` at `/`, JSON logs, the mode's access log, transport and
+ * `health:` path (`healthPath`, for `-health` modes). Returns the file's path.
+ */
+export function writeContainerConfig(dir, mode, { address, healthPath }) {
+  const config = path.join(dir, `${mode}.yaml`);
+  writeFileSync(
+    config,
+    [
+      'listeners:',
+      '  - protocol: uwsgi',
+      `    address: ${address}`,
+      'mounts:',
+      '  - path: /',
+      `    app: ${HELLO_APP}`,
+      `log: { access: ${!mode.includes('-nolog')}, format: json, level: info }`,
+      `transport: ${mode.includes('-net') ? 'net' : 'fast'}`,
+      ...(mode.includes('-health') ? [`health: ${healthPath}`] : []),
+      '',
+    ].join('\n'),
+  );
+  return config;
+}
+
+/** The CLI a mode runs: this checkout's, or `baseCli` for `base-...` modes. */
+export function containerCli(mode, baseCli) {
+  if (!mode.startsWith('base-')) return CLI;
+  if (baseCli === undefined) throw new Error(`${mode} needs --base-cli`);
+  return baseCli;
+}
