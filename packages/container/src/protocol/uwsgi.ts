@@ -35,9 +35,11 @@ import { STATUS_CODES } from 'node:http';
 import {
   type DecoderHandler,
   encodePong,
+  HEADER_SIZE,
   MODIFIER1,
   PacketDecoder,
   type PacketHeader,
+  readHeader,
   UwsgiError,
   type UwsgiRequest,
   type UwsgiVars,
@@ -122,19 +124,21 @@ export function serveUwsgiConnection(
 }
 
 /**
- * The deadlines of one listener context: head, body and linger, each a {@link DeadlineQueue}
- * (one timer per queue instead of a `Timeout` per connection; most connections never get
- * near a deadline). Made on the first connection of a context.
+ * What every connection of one listener context shares, made on its first connection: the
+ * deadlines (head, body and linger, each a {@link DeadlineQueue}: one timer per queue instead
+ * of a `Timeout` per connection; most connections never get near a deadline), the decoder
+ * options and the health path's bytes.
  */
-interface Deadlines {
+interface ContextState {
   readonly head: DeadlineQueue<UwsgiExchange> | undefined;
   readonly body: DeadlineQueue<UwsgiExchange> | undefined;
   readonly linger: DeadlineQueue<UwsgiExchange>;
-  /** The context's decoder options, built once. */
   readonly decoderOptions: { readonly maxVarsSize: number; readonly maxVars: number };
+  /** {@link healthPathBytes} of `health`; null when it is off or no request can match it. */
+  readonly healthPath: Uint8Array | null;
 }
 
-const deadlinesByContext = new WeakMap<UwsgiListenerContext, Deadlines>();
+const stateByContext = new WeakMap<UwsgiListenerContext, ContextState>();
 
 /**
  * The decoder's callbacks for one exchange: one small object with shared prototype methods
@@ -171,7 +175,7 @@ class UwsgiExchange
   readonly #hooks: ServeHooks;
   /** Made on first use: a health request answered from its bytes never needs one. */
   #decoder: PacketDecoder | undefined;
-  readonly #deadlines: Deadlines;
+  readonly #shared: ContextState;
   #phase: Phase = 'head';
   #bytesIn = 0;
   /**
@@ -193,8 +197,8 @@ class UwsgiExchange
   /** Declared body bytes not received yet (sizes the transport's kept reads). */
   #bodyLeft = 0;
 
-  static #deadlinesFor(ctx: UwsgiListenerContext): Deadlines {
-    let found = deadlinesByContext.get(ctx);
+  static #stateFor(ctx: UwsgiListenerContext): ContextState {
+    let found = stateByContext.get(ctx);
     if (found === undefined) {
       const { headerTimeoutMs, bodyTimeoutMs } = ctx.limits;
       found = {
@@ -208,8 +212,9 @@ class UwsgiExchange
             : undefined,
         linger: new DeadlineQueue<UwsgiExchange>(LINGER_MS, (ex) => ex.destroy()),
         decoderOptions: { maxVarsSize: ctx.limits.bufferSize, maxVars: ctx.limits.maxVars },
+        healthPath: ctx.health === undefined ? null : healthPathBytes(ctx.health),
       };
-      deadlinesByContext.set(ctx, found);
+      stateByContext.set(ctx, found);
     }
     return found;
   }
@@ -218,7 +223,7 @@ class UwsgiExchange
     this.#conn = conn;
     this.#ctx = ctx;
     this.#hooks = hooks;
-    this.#deadlines = UwsgiExchange.#deadlinesFor(ctx);
+    this.#shared = UwsgiExchange.#stateFor(ctx);
   }
 
   get busy(): boolean {
@@ -232,7 +237,7 @@ class UwsgiExchange
     this.#conn.start(this);
     // RELIABILITY.md invariant 3: a total deadline for the whole head, not a per-read idle
     // timer that a slow sender could extend forever (U28).
-    if (this.#phase === 'head') this.#deadlines.head?.add(this);
+    if (this.#phase === 'head') this.#shared.head?.add(this);
   }
 
   destroy(): void {
@@ -247,7 +252,7 @@ class UwsgiExchange
     this.#bytesIn = before + chunk.length;
     // After the request: surplus (a pipelined packet, lingering body) is read and dropped.
     if (this.#phase === 'done') return;
-    if (before === 0 && this.#ctx.health !== undefined && this.#answerHealth(chunk)) return;
+    if (before === 0 && this.#shared.healthPath !== null && this.#answerHealth(chunk)) return;
     const decoder = this.#packetDecoder();
     try {
       decoder.push(chunk);
@@ -274,13 +279,19 @@ class UwsgiExchange
    * then takes the chunk as usual (and answers health requests through `healthAnswer`).
    */
   #answerHealth(chunk: Uint8Array): boolean {
-    if (chunk.length < 4) return false;
-    const m1 = chunk[0];
-    if (m1 !== MODIFIER1.WSGI && m1 !== MODIFIER1.MANAGE_PATH_INFO) return false;
-    const end = 4 + ((chunk[1] as number) | ((chunk[2] as number) << 8));
+    if (chunk.length < HEADER_SIZE) return false;
+    const { modifier1, datasize } = readHeader(chunk);
+    if (modifier1 !== MODIFIER1.WSGI && modifier1 !== MODIFIER1.MANAGE_PATH_INFO) return false;
+    const end = HEADER_SIZE + datasize;
     const limits = this.#ctx.limits;
-    if (end - 4 > limits.bufferSize || end > chunk.length) return false;
-    const answer = healthAnswerRaw(chunk, 4, end, healthPathOf(this.#ctx), limits.maxVars);
+    if (datasize > limits.bufferSize || end > chunk.length) return false;
+    const answer = healthAnswerRaw(
+      chunk,
+      HEADER_SIZE,
+      end,
+      this.#shared.healthPath,
+      limits.maxVars,
+    );
     if (answer === undefined) return false;
     this.#clearTimer();
     this.#phase = 'done';
@@ -290,7 +301,7 @@ class UwsgiExchange
   }
 
   #packetDecoder(): PacketDecoder {
-    this.#decoder ??= new PacketDecoder(new DecoderCallbacks(this), this.#deadlines.decoderOptions);
+    this.#decoder ??= new PacketDecoder(new DecoderCallbacks(this), this.#shared.decoderOptions);
     return this.#decoder;
   }
 
@@ -535,12 +546,12 @@ class UwsgiExchange
     // A transport whose end() closes the connection (fast: once every write is done, which it
     // is after 'finish') has nothing to wait for: its 'close' follows for sure.
     if ((this.#phase as Phase) === 'closed' || socket.destroyed) return;
-    this.#deadlines.linger.add(this);
+    this.#shared.linger.add(this);
   }
 
   #armBodyDeadline(): void {
     this.#clearTimer();
-    this.#deadlines.body?.add(this);
+    this.#shared.body?.add(this);
   }
 
   #onHeadTimeout(): void {
@@ -663,18 +674,6 @@ export function healthAnswer(vars: UwsgiVars, path: string): Buffer | undefined 
   if (q !== -1) target = target.slice(0, q);
   if (target !== path) return undefined;
   return method === 'HEAD' ? HEALTH_HEAD_ONLY : HEALTH_RESPONSE;
-}
-
-/** {@link healthPathBytes} of each context's health path, made once. */
-const healthPaths = new WeakMap<UwsgiListenerContext, Uint8Array | null>();
-
-function healthPathOf(ctx: UwsgiListenerContext): Uint8Array | null {
-  let bytes = healthPaths.get(ctx);
-  if (bytes === undefined) {
-    bytes = healthPathBytes(ctx.health ?? '');
-    healthPaths.set(ctx, bytes);
-  }
-  return bytes;
 }
 
 /**
