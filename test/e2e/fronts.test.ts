@@ -10,7 +10,13 @@
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, openFds, type RunningContainer, startContainer } from '../utils/cli.ts';
+import {
+  assertBuilt,
+  fdsBackTo,
+  openFds,
+  type RunningContainer,
+  startContainer,
+} from '../utils/cli.ts';
 import { APPS_DIR, TRANSPORT, writeConfig } from '../utils/config.ts';
 import {
   type FrontEnd,
@@ -31,7 +37,6 @@ import {
   request,
   sha256,
 } from '../utils/http-client.ts';
-import { pollUntil } from '../utils/net.ts';
 import { makeTmpDir, removeTmpDir } from '../utils/tmp.ts';
 import { parseHttpResponse } from '../utils/uwsgi-client.ts';
 
@@ -162,11 +167,7 @@ for (const profile of PROFILES) {
 
       afterEach(async () => {
         if (!container || baselineFds === undefined) return;
-        await pollUntil(() => openFds(container.pid) <= baselineFds, {
-          what: `container fds back to ${baselineFds}`,
-          attempts: 100,
-          intervalMs: 50,
-        });
+        await fdsBackTo(container.pid, baselineFds);
       });
 
       afterAll(async () => {

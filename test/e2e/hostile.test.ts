@@ -5,7 +5,13 @@
  * afterwards, and the container's open fds return to their baseline (procfs).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, openFds, type RunningContainer, startContainer } from '../utils/cli.ts';
+import {
+  assertBuilt,
+  fdsBackTo,
+  openFds,
+  type RunningContainer,
+  startContainer,
+} from '../utils/cli.ts';
 import { TRANSPORT, writeConfig } from '../utils/config.ts';
 import { pattern, sha256 } from '../utils/http-client.ts';
 import { connect, pollUntil, type Target } from '../utils/net.ts';
@@ -428,11 +434,7 @@ describe(`hostile uwsgi input (transport ${TRANSPORT ?? 'default'})`, () => {
 
   afterEach(async () => {
     if (!container) return;
-    await pollUntil(() => openFds(container.pid) <= baselineFds, {
-      what: `container fds back to ${baselineFds}`,
-      attempts: 100,
-      intervalMs: 50,
-    });
+    await fdsBackTo(container.pid, baselineFds);
   });
 
   afterAll(async () => {

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseTarget, type Target } from './net.ts';
+import { parseTarget, pollUntil, type Target } from './net.ts';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI_BIN = join(REPO_ROOT, 'packages', 'cli', 'bin', 'uwsgi-ts.js');
@@ -232,4 +232,13 @@ export function runCli(
 /** Open file descriptors of a process (procfs), for before/after leak checks. */
 export function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** Waits (polling, up to 5 s) until process `pid` holds no more fds than `baseline`. */
+export function fdsBackTo(pid: number, baseline: number): Promise<void> {
+  return pollUntil(() => openFds(pid) <= baseline, {
+    what: `container fds back to ${baseline}`,
+    attempts: 100,
+    intervalMs: 50,
+  });
 }
