@@ -5,19 +5,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createFetchListener } from '../src/app/fetch.ts';
 import { loadApp } from '../src/app/loader.ts';
 import type { DispatchedRequest, FetchHandler, NodeHandler } from '../src/app/types.ts';
+import { closeServers } from './fixtures/apps/harness.ts';
 
 const servers: http.Server[] = [];
 
 afterEach(async () => {
-  await Promise.all(
-    servers.splice(0).map(
-      (s) =>
-        new Promise<void>((resolve) => {
-          s.closeAllConnections();
-          s.close(() => resolve());
-        }),
-    ),
-  );
+  await closeServers(servers);
 });
 
 interface Dispatch {

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ACCEPTED_APP_SHAPES, loadApp } from '../src/app/loader.ts';
 import type { LoadedApp, NodeHandler } from '../src/app/types.ts';
 import type { MountConfig } from '../src/config/types.ts';
+import { closeServers } from './fixtures/apps/harness.ts';
 
 const fixtureUrl = (name: string): string =>
   new URL(`./fixtures/loader/${name}`, import.meta.url).href;
@@ -19,15 +20,7 @@ const servers: http.Server[] = [];
 const apps: LoadedApp[] = [];
 
 afterEach(async () => {
-  await Promise.all(
-    servers.splice(0).map(
-      (s) =>
-        new Promise<void>((resolve) => {
-          s.closeAllConnections();
-          s.close(() => resolve());
-        }),
-    ),
-  );
+  await closeServers(servers);
   await Promise.all(apps.splice(0).map((app) => app.close?.()));
 });
 
