@@ -29,12 +29,12 @@ export {
   type ListenerInfo,
   type MountInfo,
 } from './container.ts';
+export type { ContainerRequest } from './dispatch/types.ts';
 export {
   CONTAINER_ERROR_CODES,
   ContainerError,
   type ContainerErrorCode,
   isContainerError,
-} from './errors.ts';
-export { type CreateLoggerOptions, createLogger, type Logger } from './log.ts';
-export type { ContainerRequest } from './protocol/types.ts';
-export type { MountStatsSnapshot, StatsSnapshot, StatusClass } from './stats.ts';
+} from './shared/errors.ts';
+export { type CreateLoggerOptions, createLogger, type Logger } from './shared/log.ts';
+export type { MountStatsSnapshot, StatsSnapshot, StatusClass } from './shared/stats.ts';

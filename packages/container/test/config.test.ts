@@ -13,7 +13,7 @@ import {
   stringifyConfig,
 } from '../src/config/index.ts';
 import { didYouMean, editDistance } from '../src/config/suggest.ts';
-import type { ContainerError } from '../src/errors.ts';
+import type { ContainerError } from '../src/shared/errors.ts';
 
 const fixtures = fileURLToPath(new URL('./fixtures/configs/', import.meta.url));
 

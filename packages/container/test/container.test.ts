@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/index.ts';
 import { type Container, createContainer } from '../src/container.ts';
-import { createLogger } from '../src/log.ts';
+import { createLogger } from '../src/shared/log.ts';
 import { exchange, memoryLogger, packet, requestVars, tempDir } from './fixtures/apps/harness.ts';
 
 const apps = fileURLToPath(new URL('./fixtures/apps/', import.meta.url));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type DeadlineEntry, DeadlineQueue } from '../src/protocol/deadlines.ts';
+import { type DeadlineEntry, DeadlineQueue } from '../src/shared/deadlines.ts';
 
 class Entry implements DeadlineEntry {
   deadlineQueue: DeadlineQueue<DeadlineEntry> | null = null;

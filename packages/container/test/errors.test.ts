@@ -5,7 +5,7 @@ import {
   ContainerError,
   type ContainerErrorCode,
   isContainerError,
-} from '../src/errors.ts';
+} from '../src/shared/errors.ts';
 
 /** Codes anchored (`<a id="uwsgi_err_...">`) in one `## area` section of docs/errors.md. */
 function documentedCodes(area: string): string[] {

@@ -6,7 +6,7 @@ import {
   createLogger,
   flushLogger,
   formatMicros,
-} from '../src/log.ts';
+} from '../src/shared/log.ts';
 
 function rec(url: string, extra: Partial<AccessRecord> = {}): AccessRecord {
   return {

@@ -23,7 +23,7 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import type { MountConfig } from '../config/types.ts';
-import { ContainerError } from '../errors.ts';
+import { ContainerError } from '../shared/errors.ts';
 import { createFetchListener } from './fetch.ts';
 import type { FetchHandler, LoadedApp, NodeHandler } from './types.ts';
 

@@ -23,7 +23,7 @@ import {
   Scalar,
   visit,
 } from 'yaml';
-import { ContainerError } from '../errors.ts';
+import { ContainerError } from '../shared/errors.ts';
 import {
   checkListeners,
   checkMounts,

@@ -9,11 +9,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { LimitsConfig } from '../config/types.ts';
-import type { Logger } from '../log.ts';
+import { respondOnBehalf } from '../dispatch/respond.ts';
+import type { Dispatch } from '../dispatch/types.ts';
+import type { Logger } from '../shared/log.ts';
 import { listenServer } from '../transport/listen.ts';
 import type { Listening, ListenOptions } from '../transport/types.ts';
-import { respondOnBehalf } from './respond.ts';
-import type { Dispatch } from './types.ts';
 
 export interface HttpListenerContext {
   readonly limits: LimitsConfig;

@@ -53,11 +53,11 @@ import {
 } from '../bridge/incoming.ts';
 import { type ResponseOwner, UwsgiServerResponse } from '../bridge/response.ts';
 import type { LimitsConfig } from '../config/types.ts';
-import type { Logger } from '../log.ts';
-import type { Stats } from '../stats.ts';
+import type { Dispatch, RequestOrigin } from '../dispatch/types.ts';
+import { type DeadlineEntry, DeadlineQueue } from '../shared/deadlines.ts';
+import type { Logger } from '../shared/log.ts';
+import type { Stats } from '../shared/stats.ts';
 import type { Connection, ReadSink } from '../transport/types.ts';
-import { type DeadlineEntry, DeadlineQueue } from './deadlines.ts';
-import type { Dispatch, RequestOrigin } from './types.ts';
 
 export interface UwsgiListenerContext {
   /** Listener display address, for logs and the access log. */

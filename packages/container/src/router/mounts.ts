@@ -22,7 +22,7 @@
  */
 
 import type { MountConfig } from '../config/types.ts';
-import { ContainerError } from '../errors.ts';
+import { ContainerError } from '../shared/errors.ts';
 
 /** The outcome of routing one request. */
 export interface RouteMatch {

@@ -13,7 +13,7 @@
  * invariant 4). Spell out `0.0.0.0:port` when that is really wanted.
  */
 import { isAbsolute, resolve } from 'node:path';
-import { ContainerError } from '../errors.ts';
+import { ContainerError } from '../shared/errors.ts';
 import type { ListenTarget } from './types.ts';
 
 /** Socket file mode used when a listener gives none (uWSGI users expect group access). */

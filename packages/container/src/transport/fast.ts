@@ -21,8 +21,8 @@ import { readSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { getDefaultHighWaterMark } from 'node:stream';
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
-import { ContainerError } from '../errors.ts';
-import type { Logger } from '../log.ts';
+import { ContainerError } from '../shared/errors.ts';
+import type { Logger } from '../shared/log.ts';
 import { listenServer } from './listen.ts';
 import type { Connection, Listening, ListenOptions, ReadSink, Transport } from './types.ts';
 

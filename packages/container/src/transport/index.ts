@@ -6,8 +6,8 @@
  * - `auto`: `fast` when its probe passes, else `net` (the reason is logged once).
  */
 import type { TransportKind } from '../config/types.ts';
-import { ContainerError } from '../errors.ts';
-import type { Logger } from '../log.ts';
+import { ContainerError } from '../shared/errors.ts';
+import type { Logger } from '../shared/log.ts';
 import { createFastTransport } from './fast.ts';
 import { createNetTransport } from './net.ts';
 import type { Transport } from './types.ts';

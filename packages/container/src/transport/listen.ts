@@ -11,7 +11,7 @@
 import { chmodSync } from 'node:fs';
 import { lstat, unlink } from 'node:fs/promises';
 import { connect, type Server } from 'node:net';
-import { ContainerError } from '../errors.ts';
+import { ContainerError } from '../shared/errors.ts';
 import { formatListenTarget } from './address.ts';
 import type { Listening, ListenOptions, ListenTarget } from './types.ts';
 

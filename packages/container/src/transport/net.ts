@@ -3,7 +3,7 @@
  * reference implementation of `Transport` and the fallback when `fast` is unavailable.
  */
 import { createServer, type Socket } from 'node:net';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../shared/log.ts';
 import { listenServer } from './listen.ts';
 import type { Connection, Listening, ListenOptions, ReadSink, Transport } from './types.ts';
 

@@ -6,10 +6,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { NodeHandler } from '../app/types.ts';
 import type { LimitsConfig } from '../config/types.ts';
-import { type AccessLog, accessLog, type Logger } from '../log.ts';
 import type { RouteMatch, Router } from '../router/mounts.ts';
-import type { Stats } from '../stats.ts';
-import { type DeadlineEntry, DeadlineQueue } from './deadlines.ts';
+import { type DeadlineEntry, DeadlineQueue } from '../shared/deadlines.ts';
+import { type AccessLog, accessLog, type Logger } from '../shared/log.ts';
+import type { Stats } from '../shared/stats.ts';
 import { respondOnBehalf } from './respond.ts';
 import type { ContainerRequest, Dispatch, RequestOrigin } from './types.ts';
 

@@ -3,7 +3,7 @@
  * match on `err.code`; every code has an anchored entry in `docs/errors.md`, kept in step by
  * `test/errors.test.ts`.
  */
-import type { ConfigIssue } from './config/issues.ts';
+import type { ConfigIssue } from '../config/issues.ts';
 
 /** Every code a `ContainerError` can carry. Adding one means adding its `docs/errors.md` entry. */
 export const CONTAINER_ERROR_CODES = [

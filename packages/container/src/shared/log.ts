@@ -5,7 +5,7 @@
  */
 import { pino } from 'pino';
 import pretty from 'pino-pretty';
-import type { LogConfig } from './config/types.ts';
+import type { LogConfig } from '../config/types.ts';
 
 /** The logger type used across the container (a pino logger or any child of one). */
 export type Logger = pino.Logger;
