@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The only place the CLI touches the process: argv, streams, env, cwd, signals, exit code.
 // First SIGTERM/SIGINT = graceful stop (io.signal); a second one = close now (io.forceSignal).
+// SIGHUP, SIGQUIT and SIGUSR1 reach `run` through io.onSignal.
 import { main } from '../dist/index.js';
 
 const graceful = new AbortController();
@@ -19,6 +20,10 @@ process.exitCode = await main(process.argv.slice(2), {
   cwd: process.cwd(),
   signal: graceful.signal,
   forceSignal: force.signal,
+  onSignal(name, handler) {
+    process.on(name, handler);
+    return () => process.off(name, handler);
+  },
 });
 
 process.off('SIGTERM', onSignal);

@@ -15,6 +15,11 @@ export interface CliIo {
   readonly signal?: AbortSignal;
   /** Aborted on a second signal: `run` closes every connection at once. */
   readonly forceSignal?: AbortSignal;
+  /**
+   * Subscribes to a process signal other than SIGTERM/SIGINT (`run`: SIGHUP reload, SIGQUIT
+   * immediate stop, SIGUSR1 reopen logs); returns the unsubscribe function.
+   */
+  readonly onSignal?: (signal: 'SIGHUP' | 'SIGQUIT' | 'SIGUSR1', handler: () => void) => () => void;
 }
 
 /** Writes text and resolves once the stream has taken it (keeps ordering with later output). */

@@ -7,21 +7,56 @@ import { dirname } from 'node:path';
 import { loadApp } from './app/loader.ts';
 import type { LoadedApp, LoadedAppKind } from './app/types.ts';
 import type { ContainerConfig, ListenerProtocol } from './config/types.ts';
-import { createDispatch } from './dispatch/dispatch.ts';
+import {
+  createDispatch,
+  describeInFlight,
+  type InFlightRequest,
+  type InFlightView,
+} from './dispatch/dispatch.ts';
 import { type HttpListening, listenHttp } from './protocol/http.ts';
 import { type ServedConnection, type ServeHooks, serveUwsgiConnection } from './protocol/uwsgi.ts';
 import { createRouter } from './router/mounts.ts';
+import { ContainerError } from './shared/errors.ts';
 import { createLogger, flushLogger, type Logger } from './shared/log.ts';
 import { Stats, type StatsSnapshot } from './shared/stats.ts';
 import { parseListenAddress } from './transport/address.ts';
 import { selectTransport } from './transport/index.ts';
-import type { Connection, Listening, Transport } from './transport/types.ts';
+import type { Connection, Listening, ListenTarget, Transport } from './transport/types.ts';
 
 export interface ContainerOptions {
   /** Logger to use; default: one built from `config.log` writing to `stdout`. */
   readonly logger?: Logger;
   /** Destination of the default logger; default `process.stdout`. */
   readonly stdout?: NodeJS.WritableStream & { readonly isTTY?: boolean | undefined };
+  /**
+   * Listening sockets bound by someone else (a supervisor), indexed like `config.listeners`:
+   * where an entry is present, that listener serves the inherited fd (listen(2) on it, then
+   * accept) instead of binding its address, and never removes a socket file. `address` is the
+   * display form reported in `listeners` and the ready record.
+   */
+  readonly inherited?: readonly (InheritedListener | undefined)[];
+  /**
+   * Called after each request's response finished or its connection closed (a worker counts
+   * them for `limits.maxRequests`). Keep it cheap: it runs once per request.
+   */
+  readonly onRequestDone?: () => void;
+  /** Keep a registry of in-flight requests for `inFlightRequests()` (the harakiri watchdog). */
+  readonly trackRequests?: boolean;
+  /** `msg` of the record logged once serving; default `ready` (a worker logs `worker serving`). */
+  readonly readyMessage?: string;
+}
+
+/** A listening fd handed down by a supervisor. */
+export interface InheritedListener {
+  readonly fd: number;
+  /** `unix:/abs/app.sock` or `host:port`. */
+  readonly address: string;
+}
+
+/** What `start()` and `close()` take. */
+export interface StartOptions {
+  /** Aborting it during start() fails start() (`UWSGI_ERR_ABORTED`) and releases everything. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ListenerInfo {
@@ -41,6 +76,8 @@ export interface MountInfo {
 export interface CloseOptions {
   /** Grace period for in-flight requests; default `config.shutdownTimeoutMs`. */
   readonly timeoutMs?: number;
+  /** Aborting it shortens the grace period to zero (a second signal). */
+  readonly signal?: AbortSignal;
 }
 
 export interface Container {
@@ -50,7 +87,15 @@ export interface Container {
    * @throws ContainerError `UWSGI_ERR_APP_LOAD`, `UWSGI_ERR_APP_EXPORT`, `UWSGI_ERR_LISTEN`,
    *   `UWSGI_ERR_MOUNT_CONFLICT`, `UWSGI_ERR_TRANSPORT_UNAVAILABLE`.
    */
-  start(): Promise<void>;
+  start(options?: StartOptions): Promise<void>;
+  /**
+   * Stops accepting on every listener (a unix socket file bound here is removed; inherited
+   * sockets stay open in the process that bound them) and tells HTTP keep-alive clients to
+   * close; open connections and in-flight requests live on. `close()` does this first.
+   */
+  stopAccepting(): Promise<void>;
+  /** In-flight requests, when created with `trackRequests`; empty otherwise. */
+  inFlightRequests(): InFlightRequest[];
   /**
    * Graceful stop: stop accepting, let in-flight requests finish for up to `timeoutMs`, then
    * destroy what is left and release the apps. Idempotent and awaitable: every call returns
@@ -79,7 +124,10 @@ class ContainerImpl implements Container {
   listeners: readonly ListenerInfo[] = [];
   mounts: readonly MountInfo[] = [];
   readonly #config: ContainerConfig;
+  readonly #options: ContainerOptions;
   readonly #stats: Stats;
+  readonly #registry: Set<InFlightView> | undefined;
+  #stopAccepting: Promise<void> | undefined;
   #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #bound: Array<Listening> = [];
@@ -98,6 +146,8 @@ class ContainerImpl implements Container {
 
   constructor(config: ContainerConfig, options: ContainerOptions) {
     this.#config = config;
+    this.#options = options;
+    this.#registry = options.trackRequests === true ? new Set() : undefined;
     this.logger =
       options.logger ??
       createLogger(config.log, options.stdout === undefined ? {} : { stdout: options.stdout });
@@ -108,18 +158,30 @@ class ContainerImpl implements Container {
     return this.#stats.snapshot();
   }
 
-  start(): Promise<void> {
+  inFlightRequests(): InFlightRequest[] {
+    return this.#registry === undefined ? [] : describeInFlight(this.#registry);
+  }
+
+  start(options: StartOptions = {}): Promise<void> {
     if (this.#closing !== undefined) {
-      return Promise.reject(new Error('container is closed'));
+      return Promise.reject(new ContainerError('UWSGI_ERR_CLOSED', 'the container is closed'));
     }
-    this.#starting ??= this.#start().catch(async (err: unknown) => {
+    this.#starting ??= this.#start(options.signal).catch(async (err: unknown) => {
       await this.#release();
       throw err;
     });
     return this.#starting;
   }
 
-  async #start(): Promise<void> {
+  async #start(signal: AbortSignal | undefined): Promise<void> {
+    const checkAborted = () => {
+      if (signal?.aborted === true) {
+        throw new ContainerError('UWSGI_ERR_ABORTED', 'start() was aborted', {
+          cause: signal.reason,
+        });
+      }
+    };
+    checkAborted();
     const config = this.#config;
     const log = this.logger;
     const router = createRouter(config.mounts);
@@ -131,6 +193,7 @@ class ContainerImpl implements Container {
       loaded.push(app);
       this.#apps.push(app);
       log.debug({ mount: mount.path, app: mount.app, shape: app.shape }, 'app loaded');
+      checkAborted();
     }
     const dispatch = createDispatch({
       router,
@@ -139,14 +202,24 @@ class ContainerImpl implements Container {
       log,
       accessLog: config.log.access,
       stats: this.#stats,
+      onDone: this.#options.onRequestDone,
+      registry: this.#registry,
     });
 
     const baseDir = config.file === undefined ? process.cwd() : dirname(config.file);
     let transport: Transport | undefined;
     const listeners: ListenerInfo[] = [];
-    for (const listener of config.listeners) {
-      const target = parseListenAddress(listener.address, { mode: listener.mode, baseDir });
-      const listenOptions = { target, backlog: listener.backlog };
+    for (const [index, listener] of config.listeners.entries()) {
+      checkAborted();
+      const inherited = this.#options.inherited?.[index];
+      const target: ListenTarget =
+        inherited === undefined
+          ? parseListenAddress(listener.address, { mode: listener.mode, baseDir })
+          : { kind: 'fd', fd: inherited.fd };
+      const listenOptions =
+        inherited === undefined
+          ? { target, backlog: listener.backlog }
+          : { target, backlog: listener.backlog, address: inherited.address };
       if (listener.protocol === 'uwsgi') {
         transport ??= selectTransport(config.transport, log);
         const ctx = {
@@ -158,9 +231,10 @@ class ContainerImpl implements Container {
           health: config.health,
         };
         const bound = await transport.listen(listenOptions, (conn) => this.#acceptUwsgi(conn, ctx));
-        ctx.listener = bound.address;
+        const address = inherited?.address ?? bound.address;
+        ctx.listener = address;
         this.#bound.push(bound);
-        listeners.push({ protocol: 'uwsgi', address: bound.address });
+        listeners.push({ protocol: 'uwsgi', address });
       } else {
         const bound = await listenHttp(listenOptions, {
           limits: config.limits,
@@ -170,9 +244,10 @@ class ContainerImpl implements Container {
         });
         this.#bound.push(bound);
         this.#http.push(bound);
-        listeners.push({ protocol: 'http', address: bound.address });
+        listeners.push({ protocol: 'http', address: inherited?.address ?? bound.address });
       }
     }
+    checkAborted();
     this.listeners = Object.freeze(listeners);
     this.mounts = Object.freeze(
       config.mounts.map((mount, i) => ({
@@ -187,7 +262,7 @@ class ContainerImpl implements Container {
         mounts: this.mounts,
         ...(transport === undefined ? {} : { transport: transport.name }),
       },
-      'ready',
+      this.#options.readyMessage ?? 'ready',
     );
   }
 
@@ -238,8 +313,22 @@ class ContainerImpl implements Container {
     return true;
   }
 
+  stopAccepting(): Promise<void> {
+    this.#stopAccepting ??= (async () => {
+      await this.#starting?.catch(() => undefined);
+      await Promise.all(this.#bound.map((l) => l.close()));
+      for (const http of this.#http) http.drain();
+    })();
+    return this.#stopAccepting;
+  }
+
   close(options: CloseOptions = {}): Promise<void> {
     const timeoutMs = options.timeoutMs ?? this.#config.shutdownTimeoutMs;
+    const { signal } = options;
+    if (signal !== undefined) {
+      if (signal.aborted) this.#shortenGrace(Date.now());
+      else signal.addEventListener('abort', () => this.#shortenGrace(Date.now()), { once: true });
+    }
     if (this.#closing === undefined) {
       this.#closeBy = Date.now() + timeoutMs;
       this.#closing = this.#close(timeoutMs);
@@ -261,8 +350,7 @@ class ContainerImpl implements Container {
     await this.#starting?.catch(() => undefined);
     const log = this.logger;
     if (this.#bound.length > 0) log.info({ timeoutMs }, 'stopping');
-    await Promise.all(this.#bound.map((l) => l.close()));
-    for (const http of this.#http) http.drain();
+    await this.stopAccepting();
     const drained = await this.#waitIdle();
     if (!drained) {
       log.warn(

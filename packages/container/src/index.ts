@@ -38,3 +38,12 @@ export {
 } from './shared/errors.ts';
 export { type CreateLoggerOptions, createLogger, type Logger } from './shared/log.ts';
 export type { MountStatsSnapshot, StatsSnapshot, StatusClass } from './shared/stats.ts';
+export {
+  type MasterStats,
+  type ReloadResult,
+  readPidfile,
+  type Supervisor,
+  sendControl,
+  startSupervisor,
+} from './supervisor/index.ts';
+export type { MasterOptions } from './supervisor/master.ts';

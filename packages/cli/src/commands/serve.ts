@@ -1,9 +1,14 @@
-/** `uwsgi-ts run CONFIG` (alias `serve`): one container in this process until a signal. */
+/**
+ * `uwsgi-ts run CONFIG` (alias `serve`): a master that binds the listeners and supervises
+ * `workers` worker processes until a signal (docs/supervisor.md). SIGTERM/SIGINT stop
+ * gracefully (a second one: now), SIGHUP reloads, SIGQUIT stops at once, SIGUSR1 reopens logs.
+ */
 import {
   type ContainerConfig,
-  createContainer,
   formatIssue,
   readConfig,
+  type Supervisor,
+  startSupervisor,
 } from '@uwsgi-ts/container';
 import { type CliIo, write } from '../io.ts';
 import { configIssues, describeError } from './config-errors.ts';
@@ -12,56 +17,73 @@ export interface ServeOptions {
   readonly logFormat?: ContainerConfig['log']['format'];
 }
 
+/** SIGQUIT: workers get no grace; the master kills what is left after this. */
+const QUIT_TIMEOUT_MS = 0;
+
 export async function serve(file: string, options: ServeOptions, io: CliIo): Promise<number> {
+  const load = async (): Promise<ContainerConfig> => {
+    const config = await readConfig(file, { env: io.env, cwd: io.cwd });
+    if (options.logFormat === undefined) return config;
+    return Object.freeze({
+      ...config,
+      log: Object.freeze({ ...config.log, format: options.logFormat }),
+    });
+  };
   let config: ContainerConfig;
   try {
-    config = await readConfig(file, { env: io.env, cwd: io.cwd });
+    config = await load();
   } catch (err) {
     const issues = configIssues(err);
     if (issues === undefined) throw err;
     await write(io.stderr, issues.map((issue) => `${formatIssue(issue)}\n`).join(''));
     return 1;
   }
-  if (options.logFormat !== undefined) {
-    config = Object.freeze({
-      ...config,
-      log: Object.freeze({ ...config.log, format: options.logFormat }),
+
+  let supervisor: Supervisor;
+  try {
+    supervisor = await startSupervisor(config, {
+      reloadConfig: load,
+      env: { ...io.env },
     });
-  }
-
-  const container = createContainer(config, { stdout: io.stdout });
-  try {
-    await container.start();
-  } catch (err) {
-    await write(io.stderr, `uwsgi-ts: ${describeError(err)}\n`);
-    // start() may have bound some listeners before failing: release them before exiting.
-    await container.close({ timeoutMs: 0 }).catch(() => undefined);
-    return 1;
-  }
-
-  await aborted(io.signal);
-  // SIGTERM is a graceful stop (not uWSGI's brutal reload, unbit/uwsgi#515): stop accepting,
-  // let in-flight requests finish within shutdownTimeoutMs.
-  const graceful = container.close();
-  // A second signal means "now": ask for a zero grace period and stop waiting. close() is
-  // idempotent, so on a container already closing this may not shorten its wait; the bin shim
-  // exits the process once main() returns after a forced stop.
-  const forced = aborted(io.forceSignal).then(() => {
-    void container.close({ timeoutMs: 0 }).catch(() => undefined);
-    return 'forced' as const;
-  });
-  try {
-    const outcome = await Promise.race([graceful, forced]);
-    if (outcome === 'forced')
-      await write(
-        io.stderr,
-        'uwsgi-ts: second signal: stopped without waiting for in-flight requests\n',
-      );
   } catch (err) {
     await write(io.stderr, `uwsgi-ts: ${describeError(err)}\n`);
     return 1;
+  }
+
+  const log = supervisor.logger;
+  const unsubscribe = [
+    io.onSignal?.('SIGHUP', () => {
+      supervisor.reload('SIGHUP').catch(() => undefined);
+    }),
+    io.onSignal?.('SIGUSR1', () => supervisor.reopenLogs()),
+    io.onSignal?.('SIGQUIT', () => {
+      log.warn('SIGQUIT: stopping now');
+      void supervisor.stop(QUIT_TIMEOUT_MS);
+    }),
+  ];
+  try {
+    await Promise.race([aborted(io.signal), quit(supervisor)]);
+    // SIGTERM is a graceful stop (not uWSGI's brutal reload, unbit/uwsgi#515): workers stop
+    // accepting and finish in-flight requests within shutdownTimeoutMs.
+    const graceful = supervisor.stop();
+    // A second signal means "now": zero grace for every worker.
+    void aborted(io.forceSignal).then(() => {
+      log.warn('second signal: stopping without waiting for in-flight requests');
+      void supervisor.stop(0);
+    });
+    await graceful;
+  } catch (err) {
+    await write(io.stderr, `uwsgi-ts: ${describeError(err)}\n`);
+    return 1;
+  } finally {
+    for (const off of unsubscribe) off?.();
   }
   return 0;
+}
+
+/** Resolves when the supervisor was stopped by something else than the caller (SIGQUIT). */
+function quit(supervisor: Supervisor): Promise<void> {
+  return supervisor.stopped;
 }
 
 /** Resolves when `signal` aborts; never, without one. */

@@ -134,10 +134,17 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Con
     }),
     mounts: raw.mounts.map((mount) => ({ ...mount, app: resolve(base, mount.app) })),
     limits: raw.limits,
-    log: raw.log,
+    log: raw.log.file === undefined ? raw.log : { ...raw.log, file: resolve(base, raw.log.file) },
     transport: raw.transport,
     ...(raw.health === undefined ? {} : { health: raw.health }),
     shutdownTimeoutMs: raw.shutdownTimeoutMs,
+    workers: raw.workers,
+    readyTimeoutMs: raw.readyTimeoutMs,
+    reloadMercyMs: raw.reloadMercyMs,
+    ...(raw.pidfile === undefined ? {} : { pidfile: resolve(base, raw.pidfile) }),
+    ...(raw.control === undefined ? {} : { control: resolve(base, raw.control) }),
+    ...(raw.touchReload === undefined ? {} : { touchReload: resolve(base, raw.touchReload) }),
+    env: raw.env,
   };
   return deepFreeze(config);
 }

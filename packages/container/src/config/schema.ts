@@ -65,6 +65,24 @@ export const configSchema = {
             maximum: 65535,
             default: 1024,
           },
+          owner: {
+            title: 'Socket file owner',
+            description:
+              'User (name or numeric id) that owns a unix socket file (uWSGI chown-socket), set before any worker accepts. Changing the owner needs root. Unix sockets only.',
+            oneOf: [
+              { type: 'string', pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]*\\$?$' },
+              { type: 'integer', minimum: 0, maximum: 4294967294 },
+            ],
+          },
+          group: {
+            title: 'Socket file group',
+            description:
+              'Group (name or numeric id) of a unix socket file, e.g. www-data so nginx workers can connect with mode 0660. Set before any worker accepts. Unix sockets only.',
+            oneOf: [
+              { type: 'string', pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]*\\$?$' },
+              { type: 'integer', minimum: 0, maximum: 4294967294 },
+            ],
+          },
         },
       },
     },
@@ -188,6 +206,69 @@ export const configSchema = {
           maximum: 1048576,
           default: 10000,
         },
+        maxInFlight: {
+          title: 'Requests in flight per worker',
+          description:
+            'Most requests one worker handles at once; further requests get 503 at once instead of queueing without bound. 0 turns it off.',
+          type: 'integer',
+          minimum: 0,
+          maximum: 1048576,
+          default: 0,
+        },
+        harakiriMs: {
+          title: 'Harakiri (ms)',
+          description:
+            'A worker whose event loop is blocked this long (busy loop, sync call) is killed and replaced; the client of each in-flight request whose headers were not sent gets 504, and the log names the request and the blocked JavaScript stack. 0 turns it off (uWSGI harakiri).',
+          type: 'integer',
+          minimum: 0,
+          maximum: MAX_TIMER_MS,
+          default: 0,
+        },
+        maxRequests: {
+          title: 'Requests per worker',
+          description:
+            'A worker that has served this many requests is replaced gracefully (new worker first). 0 turns it off (uWSGI max-requests).',
+          type: 'integer',
+          minimum: 0,
+          maximum: Number.MAX_SAFE_INTEGER,
+          default: 0,
+        },
+        maxRequestsJitter: {
+          title: 'Requests per worker: jitter',
+          description:
+            'A random 0..N added to maxRequests for each worker, so workers do not recycle together (gunicorn max_requests_jitter).',
+          type: 'integer',
+          minimum: 0,
+          maximum: Number.MAX_SAFE_INTEGER,
+          default: 0,
+        },
+        maxLifetimeMs: {
+          title: 'Worker lifetime (ms)',
+          description:
+            'A worker older than this is replaced gracefully. 0 turns it off (uWSGI max-worker-lifetime).',
+          type: 'integer',
+          minimum: 0,
+          maximum: MAX_TIMER_MS,
+          default: 0,
+        },
+        reloadOnRssMb: {
+          title: 'RSS soft limit (MiB)',
+          description:
+            'A worker whose resident memory exceeds this is replaced gracefully (new worker first, then the old one drains). Sampled every second. 0 turns it off (uWSGI reload-on-rss).',
+          type: 'integer',
+          minimum: 0,
+          maximum: 1048576,
+          default: 0,
+        },
+        evilReloadOnRssMb: {
+          title: 'RSS hard limit (MiB)',
+          description:
+            'A worker whose resident memory exceeds this is killed (SIGKILL) at once and replaced. Sampled every 500 ms. 0 turns it off (uWSGI evil-reload-on-rss).',
+          type: 'integer',
+          minimum: 0,
+          maximum: 1048576,
+          default: 0,
+        },
       },
     },
     log: {
@@ -218,6 +299,13 @@ export const configSchema = {
           enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
           default: 'info',
         },
+        file: {
+          title: 'Log file',
+          description:
+            'Write logs to this file (appended) instead of stdout; SIGUSR1 reopens it after logrotate moved it. A relative path resolves against the directory of the config file.',
+          type: 'string',
+          minLength: 1,
+        },
       },
     },
     transport: {
@@ -243,6 +331,64 @@ export const configSchema = {
       minimum: 0,
       maximum: MAX_TIMER_MS,
       default: 30000,
+    },
+    workers: {
+      title: 'Worker processes',
+      description:
+        'Number of worker processes, each serving every mount on the shared sockets, or auto (the available parallelism). The master binds the sockets and supervises them.',
+      oneOf: [
+        { type: 'integer', minimum: 1, maximum: 1024 },
+        { type: 'string', const: 'auto' },
+      ],
+      default: 1,
+    },
+    readyTimeoutMs: {
+      title: 'Worker ready deadline (ms)',
+      description:
+        'Time a new worker has to load its apps and accept; at first start the run fails, on reload the old generation keeps serving.',
+      type: 'integer',
+      minimum: 1,
+      maximum: MAX_TIMER_MS,
+      default: 30000,
+    },
+    reloadMercyMs: {
+      title: 'Reload grace (ms)',
+      description:
+        'On a graceful reload or recycle, time the old workers have to finish in-flight requests before they are killed (uWSGI reload-mercy).',
+      type: 'integer',
+      minimum: 0,
+      maximum: MAX_TIMER_MS,
+      default: 30000,
+    },
+    pidfile: {
+      title: 'Pidfile',
+      description:
+        "File the master's PID is written to once it serves, removed at exit; uwsgi-ts reload --pidfile uses it. Relative to the config file.",
+      type: 'string',
+      minLength: 1,
+    },
+    control: {
+      title: 'Control socket',
+      description:
+        'Unix socket (mode 0600) on which the master takes reload and stats commands (uwsgi-ts reload). Relative to the config file.',
+      type: 'string',
+      minLength: 1,
+    },
+    touchReload: {
+      title: 'Touch-reload file',
+      description:
+        'A graceful reload happens when the modification time of this file changes (uWSGI touch-reload). Relative to the config file.',
+      type: 'string',
+      minLength: 1,
+    },
+    env: {
+      title: 'Worker environment',
+      description:
+        'Variables set in the environment of the worker processes, over the inherited ones (e.g. NODE_ENV: production, which Express reads to cache views and hide stack traces).',
+      type: 'object',
+      additionalProperties: { type: 'string' },
+      propertyNames: { pattern: '^[^=\\0]+$' },
+      default: {},
     },
   },
 } as const;

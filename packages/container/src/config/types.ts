@@ -18,6 +18,10 @@ export interface ListenerConfig {
   readonly mode: string;
   /** listen(2) backlog (uWSGI `listen`); default 1024, clamped by the kernel's somaxconn. */
   readonly backlog: number;
+  /** Owner of a unix socket file: user name or numeric uid (uWSGI `chown-socket`). */
+  readonly owner?: string | number;
+  /** Group of a unix socket file: group name or numeric gid. */
+  readonly group?: string | number;
 }
 
 export type AppKind = 'auto' | 'node' | 'fetch';
@@ -53,6 +57,20 @@ export interface LimitsConfig {
   readonly requestTimeoutMs: number;
   /** Most open client connections across all listeners; further accepts are closed at once. Default 10000. */
   readonly maxConnections: number;
+  /** Most requests in flight per worker; excess gets 503 at once. 0 = off (default). */
+  readonly maxInFlight: number;
+  /** Event loop blocked this long (ms): 504 to in-flight clients, worker killed. 0 = off (default). */
+  readonly harakiriMs: number;
+  /** Requests after which a worker is replaced gracefully. 0 = off (default). */
+  readonly maxRequests: number;
+  /** Random 0..N added to `maxRequests` per worker. Default 0. */
+  readonly maxRequestsJitter: number;
+  /** Age (ms) after which a worker is replaced gracefully. 0 = off (default). */
+  readonly maxLifetimeMs: number;
+  /** RSS (MiB) over which a worker is replaced gracefully. 0 = off (default). */
+  readonly reloadOnRssMb: number;
+  /** RSS (MiB) over which a worker is killed at once. 0 = off (default). */
+  readonly evilReloadOnRssMb: number;
 }
 
 export interface LogConfig {
@@ -62,6 +80,8 @@ export interface LogConfig {
   readonly format: 'auto' | 'json' | 'pretty';
   /** pino level; default `info`. */
   readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Absolute path of a log file (appended; SIGUSR1 reopens it). Absent (default): stdout. */
+  readonly file?: string;
 }
 
 export type TransportKind = 'auto' | 'fast' | 'net';
@@ -82,4 +102,18 @@ export interface ContainerConfig {
   readonly health?: string;
   /** Grace period for in-flight requests on stop, ms; default 30000 (uWSGI `reload-mercy`). */
   readonly shutdownTimeoutMs: number;
+  /** Worker processes, or `auto` (available parallelism). Default 1. */
+  readonly workers: number | 'auto';
+  /** Time a new worker has to become ready, ms; default 30000. */
+  readonly readyTimeoutMs: number;
+  /** Grace for the old workers' in-flight requests on reload or recycle, ms; default 30000. */
+  readonly reloadMercyMs: number;
+  /** Absolute path of the master's pidfile. Absent (default): none. */
+  readonly pidfile?: string;
+  /** Absolute path of the master's control socket. Absent (default): none. */
+  readonly control?: string;
+  /** Absolute path of a file whose mtime change triggers a graceful reload. Absent: off. */
+  readonly touchReload?: string;
+  /** Environment of the worker processes, over the inherited one. Default `{}`. */
+  readonly env: Readonly<Record<string, string>>;
 }

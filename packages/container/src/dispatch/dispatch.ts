@@ -17,11 +17,37 @@ export interface DispatchOptions {
   readonly router: Router;
   /** Handler per mount, indexed like `router.mounts` (`RouteMatch.index`). */
   readonly handlers: readonly NodeHandler[];
-  readonly limits: Pick<LimitsConfig, 'requestTimeoutMs'>;
+  readonly limits: Pick<LimitsConfig, 'requestTimeoutMs' | 'maxInFlight'>;
   readonly log: Logger;
   /** One `"msg":"request"` record per request (`log.access`). */
   readonly accessLog: boolean;
   readonly stats: Stats;
+  /** Called once per request after it settled (response finished or connection closed). */
+  readonly onDone?: (() => void) | undefined;
+  /** When given, every in-flight request is in this set until it settles (harakiri). */
+  readonly registry?: Set<InFlightView> | undefined;
+}
+
+/** One in-flight request as the harakiri watchdog reads it (see `describeInFlight`). */
+export interface InFlightRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly mount: string | null;
+  readonly ageMs: number;
+  readonly headersSent: boolean;
+  /** The connection's file descriptor, -1 when unknown. */
+  readonly fd: number;
+}
+
+/** Opaque entry of a dispatch registry. */
+export interface InFlightView {
+  describe(now: number): InFlightRequest;
+}
+
+/** The registry's requests, for a watchdog. */
+export function describeInFlight(registry: ReadonlySet<InFlightView>): InFlightRequest[] {
+  const now = performance.now();
+  return [...registry].map((entry) => entry.describe(now));
 }
 
 /**
@@ -42,9 +68,12 @@ export function createDispatch(options: DispatchOptions): Dispatch {
   const { router, handlers, stats } = options;
   const timeoutMs = options.limits.requestTimeoutMs;
   const log = options.log;
+  const maxInFlight = options.limits.maxInFlight;
   const shared: Shared = {
     stats,
     log,
+    onDone: options.onDone,
+    registry: options.registry,
     accessLog: options.accessLog ? accessLog(log) : undefined,
     deadlines:
       timeoutMs > 0
@@ -54,10 +83,13 @@ export function createDispatch(options: DispatchOptions): Dispatch {
 
   return function dispatch(req: IncomingMessage, res: ServerResponse, origin: RequestOrigin) {
     const originalUrl = req.url ?? '/';
-    const match = router.match(originalUrl);
+    // Over the in-flight budget: 503 at once, before routing (RELIABILITY.md R11).
+    const overloaded = maxInFlight > 0 && stats.inFlight >= maxInFlight;
+    const match = overloaded ? undefined : router.match(originalUrl);
     const state = new InFlight(shared, req, res, origin, originalUrl, match);
     (res as StatefulResponse)[IN_FLIGHT] = state;
     stats.requestStarted(state.mountIndex);
+    shared.registry?.add(state);
     // 'close' alone: it always follows 'finish' (on the next tick) and also comes when the
     // connection is lost first; one listener fewer per request.
     res.on('close', settleListener);
@@ -66,7 +98,7 @@ export function createDispatch(options: DispatchOptions): Dispatch {
     res.on('error', errorListener);
 
     if (match === undefined) {
-      respondOnBehalf(res, 404);
+      respondOnBehalf(res, overloaded ? 503 : 404);
       return;
     }
     const handler = handlers[match.index];
@@ -110,6 +142,8 @@ interface Shared {
   readonly log: Logger;
   readonly accessLog: AccessLog | undefined;
   readonly deadlines: DeadlineQueue<InFlight> | undefined;
+  readonly onDone: (() => void) | undefined;
+  readonly registry: Set<InFlightView> | undefined;
 }
 
 const IN_FLIGHT = Symbol('uwsgi-ts.inFlight');
@@ -131,7 +165,7 @@ function errorListener(this: StatefulResponse, err: Error): void {
 }
 
 /** One dispatched request until its response finished or closed. */
-class InFlight implements DeadlineEntry {
+class InFlight implements DeadlineEntry, InFlightView {
   deadlineQueue: DeadlineQueue<DeadlineEntry> | null = null;
   deadlinePrev: DeadlineEntry | null = null;
   deadlineNext: DeadlineEntry | null = null;
@@ -180,8 +214,10 @@ class InFlight implements DeadlineEntry {
     this.settled = true;
     const { shared, res } = this;
     shared.deadlines?.remove(this);
+    shared.registry?.delete(this);
     const status = res.headersSent ? res.statusCode : 0;
     shared.stats.requestFinished(this.mountIndex, status);
+    shared.onDone?.();
     const accessLog = shared.accessLog;
     if (accessLog === undefined) return;
     accessLog.write({
@@ -195,6 +231,19 @@ class InFlight implements DeadlineEntry {
       listener: this.origin.listener,
       aborted: !res.writableFinished,
     });
+  }
+
+  describe(now: number): InFlightRequest {
+    const socket = this.socket as unknown as { _handle?: { fd?: unknown } | null; fd?: unknown };
+    const fd = socket?._handle?.fd ?? socket?.fd;
+    return {
+      method: this.req.method ?? '',
+      url: this.originalUrl,
+      mount: this.mountPath ?? null,
+      ageMs: Math.round(now - this.started),
+      headersSent: this.res.headersSent,
+      fd: typeof fd === 'number' ? fd : -1,
+    };
   }
 
   onTimeout(): void {

@@ -19,8 +19,18 @@ export const CONTAINER_ERROR_CODES = [
   'UWSGI_ERR_LISTEN',
   /** The requested uwsgi transport cannot run on this Node build. */
   'UWSGI_ERR_TRANSPORT_UNAVAILABLE',
-  /** Reserved (supervisor): a worker did not report ready in time. */
+  /** A worker process did not report ready within `readyTimeoutMs`. */
   'UWSGI_ERR_WORKER_START_TIMEOUT',
+  /** A worker process failed to boot (its apps did not load, a listener failed) or exited first. */
+  'UWSGI_ERR_WORKER_BOOT',
+  /** A graceful reload was refused or failed; the old generation keeps serving. */
+  'UWSGI_ERR_RELOAD_FAILED',
+  /** The supervisor's control socket or pidfile could not be used (no master, bad answer). */
+  'UWSGI_ERR_CONTROL',
+  /** `start()` was called on a container that is closing or closed. */
+  'UWSGI_ERR_CLOSED',
+  /** `start()` was aborted through its `AbortSignal`; everything bound so far was released. */
+  'UWSGI_ERR_ABORTED',
   /** Reserved (emperor): a watched directory cannot be read or watched. */
   'UWSGI_ERR_EMPEROR_WATCH',
   /** Reserved (emperor): a vassal file was refused by the owner/mode policy. */

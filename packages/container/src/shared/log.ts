@@ -3,6 +3,7 @@
  * shippers and the e2e tests read), pino-pretty for humans on a TTY. Library code never writes
  * to the console; everything goes through an injected `Logger`.
  */
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { pino } from 'pino';
 import pretty from 'pino-pretty';
 import type { LogConfig } from '../config/types.ts';
@@ -11,8 +12,57 @@ import type { LogConfig } from '../config/types.ts';
 export type Logger = pino.Logger;
 
 export interface CreateLoggerOptions {
-  /** Destination; default `process.stdout`. */
+  /** Destination; default `process.stdout` (or `log.file` when the config sets one). */
   readonly stdout?: NodeJS.WritableStream & { readonly isTTY?: boolean | undefined };
+  /**
+   * Several processes write to the same stdout (a master and its workers): keep every batched
+   * write within PIPE_BUF (4096 bytes), which the kernel writes to a pipe in one piece, so lines
+   * of different processes never interleave.
+   */
+  readonly sharedOutput?: boolean;
+  /** Fields on every record (e.g. `{ worker: 2 }`); `pid` is always there. */
+  readonly bindings?: Readonly<Record<string, string | number>>;
+}
+
+/**
+ * A log file opened for appending, written synchronously (a crash loses nothing) and reopened
+ * on `reopenLogFiles()` (SIGUSR1 after logrotate moved it). O_APPEND makes each write land at
+ * the end even when several processes share the file.
+ */
+class LogFile {
+  readonly path: string;
+  readonly isTTY = false;
+  #fd: number;
+
+  constructor(path: string) {
+    this.path = path;
+    this.#fd = openSync(path, 'a', 0o640);
+    logFiles.add(this);
+  }
+
+  write(chunk: string | Uint8Array): boolean {
+    if (typeof chunk === 'string') writeSync(this.#fd, chunk);
+    else writeSync(this.#fd, chunk, 0, chunk.length);
+    return true;
+  }
+
+  reopen(): void {
+    const next = openSync(this.path, 'a', 0o640);
+    const previous = this.#fd;
+    this.#fd = next;
+    closeSync(previous);
+  }
+}
+
+const logFiles = new Set<LogFile>();
+
+/**
+ * Reopens every log file of this process (SIGUSR1): after logrotate renamed a file, records go
+ * to a new file at the configured path. Returns how many were reopened.
+ */
+export function reopenLogFiles(): number {
+  for (const file of logFiles) file.reopen();
+  return logFiles.size;
 }
 
 /**
@@ -22,15 +72,19 @@ export interface CreateLoggerOptions {
  * JSON lines go through a {@link LineWriter}, so `accessLog()` can batch access records.
  */
 export function createLogger(log: LogConfig, options: CreateLoggerOptions = {}): Logger {
-  const stdout = options.stdout ?? process.stdout;
+  const stdout =
+    options.stdout ??
+    (log.file === undefined
+      ? process.stdout
+      : (new LogFile(log.file) as unknown as NodeJS.WritableStream & { isTTY: boolean }));
   const isPretty = log.format === 'pretty' || (log.format === 'auto' && stdout.isTTY === true);
-  const base = { level: log.level, base: { pid: process.pid } };
+  const base = { level: log.level, base: { pid: process.pid, ...options.bindings } };
   if (isPretty) {
     return pino(base, pretty({ destination: stdout, sync: true, colorize: stdout.isTTY === true }));
   }
-  const writer = new LineWriter(stdout);
+  const writer = new LineWriter(stdout, options.sharedOutput === true ? PIPE_BUF : BATCH_BYTES);
   const logger = pino(base, writer);
-  writers.set(logger, { writer, level: log.level });
+  writers.set(logger, { writer, level: log.level, bindings: options.bindings });
   return logger;
 }
 
@@ -94,7 +148,11 @@ export function accessLog(logger: Logger): AccessLog {
     };
   }
   const writer = known.writer;
-  const bindings = `,"pid":${process.pid},"component":"access"`;
+  let extra = '';
+  for (const [key, value] of Object.entries(known.bindings ?? {})) {
+    extra += `,${jsonString(key)}:${typeof value === 'number' ? value : jsonString(value)}`;
+  }
+  const bindings = `,"pid":${process.pid}${extra},"component":"access"`;
   // The strings that repeat from one record to the next (method, mount, peer, listener) are
   // escaped once and reused while they stay the same.
   const method = new JsonString();
@@ -155,7 +213,14 @@ export function flushLogger(logger: Logger): void {
   writers.get(logger)?.writer.flush();
 }
 
-const writers = new WeakMap<Logger, { writer: LineWriter; level: LogConfig['level'] }>();
+const writers = new WeakMap<
+  Logger,
+  {
+    writer: LineWriter;
+    level: LogConfig['level'];
+    bindings: Readonly<Record<string, string | number>> | undefined;
+  }
+>();
 
 /** Writers holding a batch, for the process 'exit' hook (removed again once flushed). */
 const batching = new Set<LineWriter>();
@@ -173,6 +238,8 @@ function flushAll(): void {
  */
 class LineWriter {
   readonly #out: NodeJS.WritableStream;
+  /** Largest batch handed to one write. */
+  readonly #limit: number;
   #batch: Buffer | null = null;
   #used = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -181,8 +248,9 @@ class LineWriter {
     this.flush();
   };
 
-  constructor(out: NodeJS.WritableStream) {
+  constructor(out: NodeJS.WritableStream, limit: number) {
     this.#out = out;
+    this.#limit = limit;
   }
 
   write(line: string): boolean {
@@ -193,11 +261,11 @@ class LineWriter {
   writeDeferred(line: string): boolean {
     // At most 3 bytes per UTF-16 code unit.
     const most = line.length * 3;
-    if (this.#batch !== null && this.#used + most > BATCH_BYTES) this.flush();
-    if (most > BATCH_BYTES) return this.#out.write(line);
+    if (this.#batch !== null && this.#used + most > this.#limit) this.flush();
+    if (most > this.#limit) return this.#out.write(line);
     let batch = this.#batch;
     if (batch === null) {
-      batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
+      batch = Buffer.allocUnsafeSlow(this.#limit);
       this.#batch = batch;
       this.#used = 0;
       batching.add(this);
@@ -232,3 +300,6 @@ const FLUSH_MS = 100;
 
 /** Size of a batch buffer (bytes; an access record is ~250). */
 const BATCH_BYTES = 64 * 1024;
+
+/** Largest write(2) to a pipe that the kernel never splits (POSIX PIPE_BUF on Linux). */
+const PIPE_BUF = 4096;

@@ -27,7 +27,7 @@ export async function listenServer(server: Server, options: ListenOptions): Prom
   const { target, backlog } = options;
   if (target.kind === 'unix') await clearStaleSocket(target.path);
   await bind(server, target, backlog);
-  let address = formatListenTarget(target);
+  let address = options.address ?? formatListenTarget(target);
   if (target.kind === 'tcp') {
     const bound = server.address();
     if (bound !== null && typeof bound === 'object') {
@@ -108,7 +108,11 @@ function trySetUmask(mask: number): number | undefined {
   }
 }
 
-async function clearStaleSocket(path: string): Promise<void> {
+/**
+ * Makes `path` free for a new unix socket: absent -> nothing; a stale socket (connect refused)
+ * -> unlinked; a live socket or anything that is not a socket -> `UWSGI_ERR_LISTEN`.
+ */
+export async function clearStaleSocket(path: string): Promise<void> {
   let isSocket: boolean;
   try {
     isSocket = (await lstat(path)).isSocket();

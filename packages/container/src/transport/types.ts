@@ -21,6 +21,8 @@ export interface ListenOptions {
   readonly target: ListenTarget;
   /** listen(2) backlog. */
   readonly backlog: number;
+  /** Display address of an inherited fd (`unix:/abs.sock`, `host:port`); default `fd:N`. */
+  readonly address?: string;
 }
 
 /** Receives what a connection reads. */

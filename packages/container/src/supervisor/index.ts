@@ -1,0 +1,115 @@
+/**
+ * `startSupervisor(config)`: a master with its workers serving, plus what surrounds it (pidfile,
+ * control socket, touch-reload) — what `uwsgi-ts run` drives. Signals stay with the caller (the
+ * CLI maps them onto `reload()`, `stop()` and `reopenLogs()`).
+ */
+import {
+  readFileSync,
+  type Stats,
+  unlinkSync,
+  unwatchFile,
+  watchFile,
+  writeFileSync,
+} from 'node:fs';
+import type { ContainerConfig } from '../config/types.ts';
+import type { Logger } from '../shared/log.ts';
+import { type ControlServer, listenControl } from './control.ts';
+import { Master, type MasterOptions, type MasterStats, type ReloadResult } from './master.ts';
+
+export { readPidfile, sendControl } from './control.ts';
+export type { MasterStats, ReloadResult } from './master.ts';
+
+export interface Supervisor {
+  readonly pid: number;
+  readonly logger: Logger;
+  /** Graceful reload; rejects with `UWSGI_ERR_RELOAD_FAILED` (the old generation serves on). */
+  reload(trigger?: string): Promise<ReloadResult>;
+  /** Graceful stop (a second call with a smaller grace shortens it). */
+  stop(timeoutMs?: number): Promise<void>;
+  reopenLogs(): void;
+  stats(): Promise<MasterStats>;
+  /** Resolves once the supervisor has stopped (whoever stopped it). */
+  readonly stopped: Promise<void>;
+}
+
+/**
+ * Binds, starts the first generation and waits for it; then writes the pidfile, opens the
+ * control socket, watches `touchReload` and logs `"msg":"ready"`.
+ * @throws ContainerError from `Master.start()`; nothing is left running.
+ */
+export async function startSupervisor(
+  config: ContainerConfig,
+  options: MasterOptions,
+): Promise<Supervisor> {
+  const master = new Master(config, options);
+  const log = master.logger;
+  await master.start();
+
+  let control: ControlServer | undefined;
+  const reload = (trigger = 'operator'): Promise<ReloadResult> => master.reload(trigger);
+  try {
+    if (config.control !== undefined) {
+      control = await listenControl(
+        config.control,
+        { reload: () => reload('control'), stats: () => master.stats() },
+        log,
+      );
+    }
+    if (config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
+  } catch (err) {
+    control?.close();
+    await master.stop(0);
+    throw err;
+  }
+  const touch = config.touchReload;
+  const onTouch = (current: Stats, previous: Stats) => {
+    if (current.mtimeMs !== previous.mtimeMs) {
+      reload('touch').catch(() => undefined);
+    }
+  };
+  if (touch !== undefined) watchFile(touch, { interval: 500, persistent: false }, onTouch);
+
+  log.info(
+    {
+      listeners: master.listeners(),
+      mounts: config.mounts.map((m) => ({ path: m.path, app: m.app })),
+      workers: master.workers().map((w) => w.pid),
+      generation: master.generation,
+    },
+    'ready',
+  );
+
+  let stopping: Promise<void> | undefined;
+  let onStopped: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => {
+    onStopped = resolve;
+  });
+  return {
+    stopped,
+    pid: process.pid,
+    logger: log,
+    reload,
+    reopenLogs: () => master.reopenLogs(),
+    stats: () => master.stats(),
+    stop(timeoutMs?: number) {
+      const stopped = master.stop(timeoutMs);
+      stopping ??= stopped.then(() => {
+        if (touch !== undefined) unwatchFile(touch, onTouch);
+        control?.close();
+        removePidfile(config.pidfile);
+        onStopped();
+      });
+      return stopping;
+    },
+  };
+}
+
+/** Removes the pidfile if it still names this process (a successor's is left alone). */
+function removePidfile(pidfile: string | undefined): void {
+  if (pidfile === undefined) return;
+  try {
+    if (readFileSync(pidfile, 'utf8').trim() === String(process.pid)) unlinkSync(pidfile);
+  } catch {
+    // Already gone.
+  }
+}

@@ -1,0 +1,493 @@
+/**
+ * The master: binds the listeners once, keeps `workers` worker processes serving them, reloads
+ * generations transactionally, recycles and replaces workers, and never loads an app or parses
+ * a request. The process model, the messages and every signal: docs/supervisor.md.
+ */
+import { availableParallelism } from 'node:os';
+import { formatIssue } from '../config/issues.ts';
+import type { ContainerConfig } from '../config/types.ts';
+import { ContainerError } from '../shared/errors.ts';
+import { createLogger, flushLogger, type Logger, reopenLogFiles } from '../shared/log.ts';
+import type { StatsSnapshot } from '../shared/stats.ts';
+import type { ErrorInfo, ExitReason, HarakiriReport } from '../worker/ipc.ts';
+import { Backoff } from './backoff.ts';
+import { Generation, type GenerationContext } from './generation.ts';
+import { type BoundSocket, bindListener, listenerKey } from './sockets.ts';
+import { type SystemdSockets, systemdSockets } from './systemd.ts';
+import { describeExit, type WorkerExit, type WorkerProcess } from './worker-process.ts';
+
+export interface MasterOptions {
+  /** Re-reads and validates the config file on reload (the CLI passes `readConfig`). */
+  readonly reloadConfig: () => Promise<ContainerConfig>;
+  /** Absolute path of `worker/entry.js`; default: beside this module in `dist`. */
+  readonly workerEntry?: string;
+  /** Base environment of the workers; default `process.env`. */
+  readonly env?: NodeJS.ProcessEnv;
+  readonly logger?: Logger;
+}
+
+export interface ReloadResult {
+  readonly generation: number;
+  readonly workers: number;
+}
+
+export interface MasterStats {
+  readonly generation: number;
+  /** Every worker's counters summed. */
+  readonly total: StatsSnapshot | undefined;
+  readonly workers: readonly {
+    readonly id: number;
+    readonly pid: number;
+    readonly generation: number;
+    readonly state: string;
+    readonly requests: number;
+    readonly rss: number | undefined;
+    readonly stats: StatsSnapshot | undefined;
+  }[];
+}
+
+/** How often the master samples RSS, lifetimes and heartbeats. */
+const TICK_MS = 500;
+/** A worker whose heartbeat stops this long past harakiriMs is killed by the master. */
+const HEARTBEAT_MARGIN_MS = 2000;
+
+export function workerCount(config: ContainerConfig): number {
+  return config.workers === 'auto' ? Math.max(1, availableParallelism()) : config.workers;
+}
+
+export class Master {
+  readonly logger: Logger;
+  #config: ContainerConfig;
+  readonly #options: MasterOptions;
+  readonly #sockets = new Map<string, BoundSocket>();
+  readonly #systemd: SystemdSockets | undefined;
+  #current: Generation | undefined;
+  /** Workers of older generations (or recycled) that are draining. */
+  readonly #draining = new Set<WorkerProcess>();
+  #generationNumber = 0;
+  #reloading: Promise<ReloadResult> | undefined;
+  /** The one reload queued behind the running one (later requests share it). */
+  #pendingReload: Promise<ReloadResult> | undefined;
+  #stopping: Promise<void> | undefined;
+  #stopBy = Number.POSITIVE_INFINITY;
+  #tick: NodeJS.Timeout | undefined;
+  #recycling = false;
+  readonly #recycleQueue: { worker: WorkerProcess; reason: ExitReason }[] = [];
+  readonly #backoffs = new Map<number, Backoff>();
+
+  constructor(config: ContainerConfig, options: MasterOptions) {
+    this.#config = config;
+    this.#options = options;
+    this.logger =
+      options.logger ??
+      createLogger(config.log, { sharedOutput: true, bindings: { role: 'master' } });
+    this.#systemd = systemdSockets(options.env ?? process.env, process.pid);
+  }
+
+  get config(): ContainerConfig {
+    return this.#config;
+  }
+
+  /** Listeners as bound (actual addresses), in config order. */
+  listeners(): { protocol: string; address: string }[] {
+    return this.#config.listeners.map((l) => ({
+      protocol: l.protocol,
+      address: this.#sockets.get(listenerKey(l, this.#config))?.address ?? l.address,
+    }));
+  }
+
+  get generation(): number {
+    return this.#generationNumber;
+  }
+
+  /** Every live worker: the serving generation and those draining. */
+  workers(): WorkerProcess[] {
+    return [...(this.#current?.workers() ?? []), ...this.#draining];
+  }
+
+  /**
+   * Binds every listener, starts the first generation and waits until every worker is ready.
+   * @throws ContainerError `UWSGI_ERR_LISTEN`, `UWSGI_ERR_WORKER_BOOT`,
+   *   `UWSGI_ERR_WORKER_START_TIMEOUT`; everything started is released first.
+   */
+  async start(): Promise<void> {
+    const config = this.#config;
+    let generation: Generation | undefined;
+    try {
+      await this.#bindAll(config);
+      generation = this.#newGeneration(config);
+      await generation.ready();
+      this.#current = generation;
+    } catch (err) {
+      await generation?.stop(0, 'boot');
+      this.#closeSockets(new Set());
+      throw err;
+    }
+    for (const unclaimed of this.#systemd?.unclaimed() ?? []) {
+      this.logger.warn({ fd: unclaimed.fd }, 'a socket passed by systemd matches no listener');
+    }
+    this.#tick = setInterval(() => this.#onTick(), TICK_MS);
+    this.#tick.unref();
+  }
+
+  /** Binds the listeners of `config` that are not bound yet; returns the keys it bound. */
+  async #bindAll(config: ContainerConfig): Promise<Set<string>> {
+    const added = new Set<string>();
+    try {
+      for (const listener of config.listeners) {
+        const key = listenerKey(listener, config);
+        if (this.#sockets.has(key)) continue;
+        this.#sockets.set(key, await bindListener(listener, config, this.#systemd));
+        added.add(key);
+      }
+    } catch (err) {
+      for (const key of added) {
+        this.#sockets.get(key)?.close();
+        this.#sockets.delete(key);
+      }
+      throw err;
+    }
+    return added;
+  }
+
+  /** Closes every socket whose key is not in `keep`. */
+  #closeSockets(keep: ReadonlySet<string>): void {
+    for (const [key, socket] of this.#sockets) {
+      if (keep.has(key)) continue;
+      socket.close();
+      this.#sockets.delete(key);
+    }
+  }
+
+  #keys(config: ContainerConfig): Set<string> {
+    return new Set(config.listeners.map((l) => listenerKey(l, config)));
+  }
+
+  #newGeneration(config: ContainerConfig): Generation {
+    const number = ++this.#generationNumber;
+    const sockets = config.listeners.map((l) => {
+      const socket = this.#sockets.get(listenerKey(l, config));
+      if (socket === undefined) throw new Error('unreachable: listener not bound');
+      return { fd: socket.fd, address: socket.address };
+    });
+    const context: GenerationContext = {
+      number,
+      config,
+      sockets,
+      count: workerCount(config),
+      entry: this.#options.workerEntry ?? new URL('../worker/entry.js', import.meta.url).pathname,
+      env: { ...(this.#options.env ?? process.env), ...config.env },
+      log: this.logger,
+      backoff: (slot) => {
+        let backoff = this.#backoffs.get(slot);
+        if (backoff === undefined) {
+          backoff = new Backoff();
+          this.#backoffs.set(slot, backoff);
+        }
+        return backoff;
+      },
+      events: {
+        onExit: (worker, exit) => this.#onExit(worker, exit),
+        onRecycle: (worker, reason) => this.#requestRecycle(worker, reason),
+        onCrashed: (worker, error) => this.#onCrashed(worker, error),
+        onHarakiri: (worker, report) => this.#onHarakiri(worker, report),
+      },
+      respawnAllowed: () => this.#stopping === undefined,
+    };
+    return new Generation(context);
+  }
+
+  #onExit(worker: WorkerProcess, exit: WorkerExit): void {
+    this.#draining.delete(worker);
+    const reason: ExitReason =
+      worker.harakiri !== undefined
+        ? 'harakiri'
+        : (worker.stopReason ?? (worker.readyAt === undefined ? 'boot' : 'crash'));
+    const record = {
+      worker: worker.id,
+      workerPid: worker.pid,
+      generation: worker.generation,
+      code: exit.code,
+      signal: exit.signal,
+      reason,
+      uptimeMs: Date.now() - worker.spawnedAt,
+    };
+    const expected = worker.stopReason !== undefined && exit.code === 0;
+    if (expected) this.logger.info(record, 'worker exited');
+    else this.logger.warn(record, `worker exited (${describeExit(exit)})`);
+  }
+
+  #onCrashed(worker: WorkerProcess, error: ErrorInfo): void {
+    this.logger.error(
+      { worker: worker.id, workerPid: worker.pid, error: error.message },
+      'worker crashed: replacing it',
+    );
+    // The crashed worker drains on its own; its slot gets a replacement now.
+    if (this.#current?.detach(worker, 'crash') === true) this.#draining.add(worker);
+  }
+
+  #onHarakiri(worker: WorkerProcess, report: HarakiriReport): void {
+    this.logger.error(
+      {
+        worker: worker.id,
+        workerPid: worker.pid,
+        harakiriMs: report.harakiriMs,
+        blockedMs: report.blockedMs,
+        requests: report.requests,
+        stack: report.stack,
+        ...(report.note === undefined ? {} : { note: report.note }),
+      },
+      'harakiri: event loop blocked, worker killed',
+    );
+  }
+
+  /** One graceful recycle at a time, new worker first (never all workers at once). */
+  #requestRecycle(worker: WorkerProcess, reason: ExitReason): void {
+    if (worker.state !== 'ready') return;
+    if (this.#recycleQueue.some((q) => q.worker === worker)) return;
+    this.#recycleQueue.push({ worker, reason });
+    void this.#runRecycles();
+  }
+
+  async #runRecycles(): Promise<void> {
+    if (this.#recycling) return;
+    this.#recycling = true;
+    try {
+      for (let next = this.#recycleQueue.shift(); next; next = this.#recycleQueue.shift()) {
+        const generation = this.#current;
+        if (this.#stopping !== undefined || generation === undefined) break;
+        if (!generation.has(next.worker) || next.worker.state !== 'ready') continue;
+        this.logger.info(
+          { worker: next.worker.id, workerPid: next.worker.pid, reason: next.reason },
+          'recycling worker',
+        );
+        const old = await generation.replace(next.worker, next.reason);
+        if (old !== undefined) {
+          this.#draining.add(old);
+          old.stop(this.#config.reloadMercyMs, next.reason);
+        }
+      }
+    } finally {
+      this.#recycling = false;
+    }
+  }
+
+  #onTick(): void {
+    const limits = this.#config.limits;
+    const now = Date.now();
+    for (const worker of this.#current?.workers() ?? []) {
+      if (worker.state !== 'ready') continue;
+      if (
+        limits.harakiriMs > 0 &&
+        now - worker.lastHeartbeat > limits.harakiriMs + HEARTBEAT_MARGIN_MS
+      ) {
+        this.logger.error(
+          { worker: worker.id, workerPid: worker.pid, silentMs: now - worker.lastHeartbeat },
+          'worker heartbeat missed: killing it',
+        );
+        worker.kill('heartbeat');
+        continue;
+      }
+      if (limits.evilReloadOnRssMb > 0 || limits.reloadOnRssMb > 0) {
+        const rss = worker.rss();
+        const mb = rss === undefined ? 0 : rss / 1048576;
+        if (limits.evilReloadOnRssMb > 0 && mb > limits.evilReloadOnRssMb) {
+          this.logger.warn(
+            {
+              worker: worker.id,
+              workerPid: worker.pid,
+              rssMb: Math.round(mb),
+              limitMb: limits.evilReloadOnRssMb,
+            },
+            'worker over evilReloadOnRssMb: killing it',
+          );
+          worker.kill('evil-rss');
+          continue;
+        }
+        if (limits.reloadOnRssMb > 0 && mb > limits.reloadOnRssMb) {
+          this.#requestRecycle(worker, 'rss');
+          continue;
+        }
+      }
+      if (
+        limits.maxLifetimeMs > 0 &&
+        worker.readyAt !== undefined &&
+        now - worker.spawnedAt > limits.maxLifetimeMs
+      ) {
+        this.#requestRecycle(worker, 'max-lifetime');
+      }
+    }
+  }
+
+  /**
+   * Graceful, transactional reload: validate the file, bind new listeners, start a complete new
+   * generation and wait for it; only then drain the old one. Any failure leaves the serving
+   * generation untouched and rejects with `UWSGI_ERR_RELOAD_FAILED`. Calls during a reload
+   * coalesce into one more reload after it.
+   */
+  reload(trigger: string): Promise<ReloadResult> {
+    if (this.#stopping !== undefined) {
+      return Promise.reject(
+        new ContainerError('UWSGI_ERR_RELOAD_FAILED', 'the master is stopping'),
+      );
+    }
+    if (this.#reloading !== undefined) {
+      this.#pendingReload ??= this.#reloading
+        .catch(() => undefined)
+        .then(() => {
+          this.#pendingReload = undefined;
+          return this.reload(trigger);
+        });
+      return this.#pendingReload;
+    }
+    this.#reloading = this.#reload(trigger).finally(() => {
+      this.#reloading = undefined;
+    });
+    return this.#reloading;
+  }
+
+  async #reload(trigger: string): Promise<ReloadResult> {
+    const started = Date.now();
+    this.logger.info({ trigger }, 'reloading');
+    let config: ContainerConfig;
+    try {
+      config = await this.#options.reloadConfig();
+    } catch (err) {
+      throw this.#reloadFailed(err, 'the config is invalid', started);
+    }
+    let added: Set<string>;
+    try {
+      added = await this.#bindAll(config);
+    } catch (err) {
+      throw this.#reloadFailed(err, 'a new listener cannot be bound', started);
+    }
+    const next = this.#newGeneration(config);
+    try {
+      await next.ready();
+    } catch (err) {
+      await next.stop(config.reloadMercyMs, 'reload-failed');
+      for (const key of added) {
+        this.#sockets.get(key)?.close();
+        this.#sockets.delete(key);
+      }
+      throw this.#reloadFailed(err, 'the new generation did not become ready', started);
+    }
+    if (this.#stopping !== undefined) {
+      await next.stop(0, 'stop');
+      throw new ContainerError('UWSGI_ERR_RELOAD_FAILED', 'the master is stopping');
+    }
+    const old = this.#current;
+    this.#current = next;
+    this.#config = config;
+    // Stop respawning the old slots, then drain them.
+    const oldWorkers = old?.retire() ?? [];
+    for (const worker of oldWorkers) {
+      this.#draining.add(worker);
+      worker.stop(config.reloadMercyMs, 'reload');
+    }
+    // Listeners the new config dropped close once the old generation is gone (the current
+    // config at that time decides, in case another reload came in between).
+    void Promise.all(oldWorkers.map((w) => w.exited)).then(() => {
+      if (this.#stopping === undefined) this.#closeSockets(this.#keys(this.#config));
+    });
+    const result = { generation: next.number, workers: next.workers().length };
+    this.logger.info({ ...result, trigger, ms: Date.now() - started }, 'reloaded');
+    return result;
+  }
+
+  #reloadFailed(err: unknown, what: string, started: number): ContainerError {
+    const detail =
+      err instanceof ContainerError && err.issues !== undefined
+        ? err.issues.map((i) => formatIssue(i)).join('; ')
+        : err instanceof Error
+          ? err.message
+          : String(err);
+    const failure = new ContainerError(
+      'UWSGI_ERR_RELOAD_FAILED',
+      `reload failed: ${what}: ${detail}`,
+      {
+        cause: err,
+      },
+    );
+    this.logger.error(
+      { reason: what, error: detail, ms: Date.now() - started, generation: this.#generationNumber },
+      'reload failed: the old generation keeps serving',
+    );
+    return failure;
+  }
+
+  /** SIGUSR1: reopen log files here and in every worker. */
+  reopenLogs(): void {
+    reopenLogFiles();
+    for (const worker of this.workers()) worker.reopenLogs();
+    this.logger.info('log files reopened');
+  }
+
+  /** Every worker's counters, summed, and per worker. */
+  async stats(): Promise<MasterStats> {
+    const workers = this.workers();
+    const snapshots = await Promise.all(workers.map((w) => w.stats()));
+    return {
+      generation: this.#generationNumber,
+      total: sumStats(snapshots.filter((s): s is StatsSnapshot => s !== undefined)),
+      workers: workers.map((w, i) => ({
+        id: w.id,
+        pid: w.pid,
+        generation: w.generation,
+        state: w.state,
+        requests: w.requests,
+        rss: w.rss(),
+        stats: snapshots[i],
+      })),
+    };
+  }
+
+  /**
+   * Graceful stop: every worker stops accepting and finishes in flight within `timeoutMs`
+   * (default `shutdownTimeoutMs`); then the sockets are closed. A later call with a shorter
+   * grace (a second signal) shortens it. Resolves once every worker has exited.
+   */
+  stop(timeoutMs = this.#config.shutdownTimeoutMs): Promise<void> {
+    const by = Date.now() + timeoutMs;
+    if (by < this.#stopBy) {
+      this.#stopBy = by;
+      for (const worker of this.workers()) worker.stop(timeoutMs, 'stop');
+    }
+    this.#stopping ??= this.#stop(timeoutMs);
+    return this.#stopping;
+  }
+
+  async #stop(timeoutMs: number): Promise<void> {
+    if (this.#tick !== undefined) clearInterval(this.#tick);
+    this.logger.info({ timeoutMs }, 'stopping');
+    await this.#reloading?.catch(() => undefined);
+    const current = this.#current;
+    await Promise.all([
+      current?.stop(Math.max(0, this.#stopBy - Date.now()), 'stop'),
+      ...[...this.#draining].map((w) => w.exited),
+    ]);
+    this.#closeSockets(new Set());
+    this.logger.info('stopped');
+    flushLogger(this.logger);
+  }
+}
+
+function sumStats(all: StatsSnapshot[]): StatsSnapshot | undefined {
+  const [first, ...rest] = all;
+  if (first === undefined) return undefined;
+  return rest.reduce((acc, s) => addNumbers(acc, s) as StatsSnapshot, first);
+}
+
+/** Adds two snapshots field by field (numbers summed, objects recursed, arrays by index). */
+function addNumbers(a: unknown, b: unknown): unknown {
+  if (typeof a === 'number' && typeof b === 'number') return a + b;
+  if (Array.isArray(a) && Array.isArray(b)) return a.map((v, i) => addNumbers(v, b[i]));
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(a)) {
+      out[key] = addNumbers(value, (b as Record<string, unknown>)[key]);
+    }
+    return out;
+  }
+  return a;
+}
