@@ -522,9 +522,16 @@ ${extra}`;
       join(dir, 'conf.yaml'),
       config().replace('shutdownTimeoutMs: 10000', 'shutdownTimeoutMs: 1500'),
     );
-    const arrived = new Promise<void>((resolve) => {
-      (globalThis as { __uwsgiTsHang?: () => void }).__uwsgiTsHang = resolve;
-    });
+    // The app runs in a worker process: it says on stdout (piped into io.stdout) that the
+    // request arrived, and never answers it.
+    await writeFile(
+      join(dir, 'app.mjs'),
+      `export default function handler(req, res) {
+  if (req.url === '/hang') { process.stdout.write('hang-arrived\\n'); return; }
+  res.end('hi');
+}
+`,
+    );
     const graceful = new AbortController();
     const force = new AbortController();
     const io = fakeIo(dir, { signal: graceful.signal, forceSignal: force.signal });
@@ -533,7 +540,7 @@ ${extra}`;
     try {
       await waitForStdout(io, '"msg":"ready"', running);
       pending = main(['request', join(dir, 'app.sock'), '/hang'], fakeIo(dir));
-      await arrived;
+      await waitForStdout(io, 'hang-arrived', running);
     } finally {
       graceful.abort();
       force.abort();
@@ -546,20 +553,20 @@ ${extra}`;
     );
     // The abandoned request ends without a response once its connection is closed.
     expect(await pending).toBe(1);
-    delete (globalThis as { __uwsgiTsHang?: () => void }).__uwsgiTsHang;
   }, 10_000);
 
   it('an invalid config prints its issues and exits 1', async () => {
-    await writeFile(join(dir, 'conf.yaml'), config('workers: 4\n'));
+    await writeFile(join(dir, 'conf.yaml'), config('threads: 4\n'));
     const io = fakeIo(dir);
     expect(await main(['run', 'conf.yaml'], io)).toBe(1);
-    expect(io.err()).toBe('conf.yaml:8:1 /workers unknown key "workers"\n');
+    expect(io.err()).toBe('conf.yaml:8:1 /threads unknown key "threads"\n');
   });
 
   it('a start failure is reported with its code and exits 1', async () => {
     await writeFile(join(dir, 'conf.yaml'), config().replace('./app.mjs', './missing.mjs'));
     const io = fakeIo(dir);
     expect(await main(['run', '--log-format', 'json', 'conf.yaml'], io)).toBe(1);
-    expect(io.err()).toMatch(/^uwsgi-ts: UWSGI_ERR_APP_LOAD: /);
+    // The worker's own error, carried by the master's boot failure.
+    expect(io.err()).toMatch(/^uwsgi-ts: UWSGI_ERR_WORKER_BOOT: UWSGI_ERR_APP_LOAD: /);
   });
 });

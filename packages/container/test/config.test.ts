@@ -62,17 +62,35 @@ describe('valid configs', () => {
         bodyTimeoutMs: 60000,
         requestTimeoutMs: 60000,
         maxConnections: 10000,
+        maxInFlight: 0,
+        harakiriMs: 0,
+        maxRequests: 0,
+        maxRequestsJitter: 0,
+        maxLifetimeMs: 0,
+        reloadOnRssMb: 0,
+        evilReloadOnRssMb: 0,
       },
       log: { access: true, format: 'auto', level: 'info' },
       transport: 'auto',
       shutdownTimeoutMs: 30000,
+      workers: 1,
+      readyTimeoutMs: 30000,
+      reloadMercyMs: 30000,
+      env: {},
     });
   });
 
   it('keeps every explicit value', async () => {
     const config = await readConfig('full.yaml', { cwd: fixtures, env: {} });
     expect(config.listeners).toEqual([
-      { protocol: 'uwsgi', address: join(fixtures, 'run/app.sock'), mode: '0600', backlog: 2048 },
+      {
+        protocol: 'uwsgi',
+        address: join(fixtures, 'run/app.sock'),
+        mode: '0600',
+        backlog: 2048,
+        owner: 'www-data',
+        group: 33,
+      },
       { protocol: 'http', address: '127.0.0.1:0', mode: '0660', backlog: 1024 },
       { protocol: 'http', address: '[::1]:8080', mode: '0660', backlog: 1024 },
     ]);
@@ -94,10 +112,29 @@ describe('valid configs', () => {
       bodyTimeoutMs: 30000,
       requestTimeoutMs: 0,
       maxConnections: 100,
+      maxInFlight: 8,
+      harakiriMs: 5000,
+      maxRequests: 1000,
+      maxRequestsJitter: 100,
+      maxLifetimeMs: 3600000,
+      reloadOnRssMb: 200,
+      evilReloadOnRssMb: 400,
     });
-    expect(config.log).toEqual({ access: false, format: 'json', level: 'debug' });
+    expect(config.log).toEqual({
+      access: false,
+      format: 'json',
+      level: 'debug',
+      file: join(fixtures, 'logs/app.log'),
+    });
     expect(config.transport).toBe('net');
     expect(config.shutdownTimeoutMs).toBe(5000);
+    expect(config.workers).toBe('auto');
+    expect(config.readyTimeoutMs).toBe(10000);
+    expect(config.reloadMercyMs).toBe(15000);
+    expect(config.pidfile).toBe(join(fixtures, 'run/master.pid'));
+    expect(config.control).toBe(join(fixtures, 'run/control.sock'));
+    expect(config.touchReload).toBe(join(fixtures, 'reload.txt'));
+    expect(config.env).toEqual({ NODE_ENV: 'production' });
   });
 
   it('is deeply frozen', () => {

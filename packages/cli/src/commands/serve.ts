@@ -44,6 +44,7 @@ export async function serve(file: string, options: ServeOptions, io: CliIo): Pro
     supervisor = await startSupervisor(config, {
       reloadConfig: load,
       env: { ...io.env },
+      stdout: io.stdout,
     });
   } catch (err) {
     await write(io.stderr, `uwsgi-ts: ${describeError(err)}\n`);
@@ -67,11 +68,18 @@ export async function serve(file: string, options: ServeOptions, io: CliIo): Pro
     // accepting and finish in-flight requests within shutdownTimeoutMs.
     const graceful = supervisor.stop();
     // A second signal means "now": zero grace for every worker.
+    let forced = false;
     void aborted(io.forceSignal).then(() => {
-      log.warn('second signal: stopping without waiting for in-flight requests');
+      forced = true;
       void supervisor.stop(0);
     });
     await graceful;
+    if (forced) {
+      await write(
+        io.stderr,
+        'uwsgi-ts: second signal: stopped without waiting for in-flight requests\n',
+      );
+    }
   } catch (err) {
     await write(io.stderr, `uwsgi-ts: ${describeError(err)}\n`);
     return 1;

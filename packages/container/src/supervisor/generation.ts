@@ -16,6 +16,8 @@ export interface GenerationContext {
   readonly count: number;
   readonly entry: string;
   readonly env: NodeJS.ProcessEnv;
+  /** Set when worker output must be piped to this stream instead of inherited. */
+  readonly stdout?: NodeJS.WritableStream;
   readonly log: Logger;
   /** The backoff of slot `index` (kept by the master across generations). */
   backoff(index: number): Backoff;
@@ -82,6 +84,7 @@ export class Generation {
         sockets: this.#ctx.sockets,
         entry: this.#ctx.entry,
         env: this.#ctx.env,
+        ...(this.#ctx.stdout === undefined ? {} : { stdout: this.#ctx.stdout }),
         maxRequests,
         readyTimeoutMs: config.readyTimeoutMs,
       },

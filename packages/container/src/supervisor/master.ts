@@ -4,6 +4,8 @@
  * a request. The process model, the messages and every signal: docs/supervisor.md.
  */
 import { availableParallelism } from 'node:os';
+import { dirname, join, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { formatIssue } from '../config/issues.ts';
 import type { ContainerConfig } from '../config/types.ts';
 import { ContainerError } from '../shared/errors.ts';
@@ -23,6 +25,11 @@ export interface MasterOptions {
   readonly workerEntry?: string;
   /** Base environment of the workers; default `process.env`. */
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * Where the master's and the workers' logs go; default `process.stdout`, which workers
+   * inherit (each writes its own lines). Any other stream gets the workers' output piped in.
+   */
+  readonly stdout?: NodeJS.WritableStream & { readonly isTTY?: boolean | undefined };
   readonly logger?: Logger;
 }
 
@@ -80,7 +87,11 @@ export class Master {
     this.#options = options;
     this.logger =
       options.logger ??
-      createLogger(config.log, { sharedOutput: true, bindings: { role: 'master' } });
+      createLogger(config.log, {
+        sharedOutput: true,
+        bindings: { role: 'master' },
+        ...(options.stdout === undefined ? {} : { stdout: options.stdout }),
+      });
     this.#systemd = systemdSockets(options.env ?? process.env, process.pid);
   }
 
@@ -175,7 +186,10 @@ export class Master {
       config,
       sockets,
       count: workerCount(config),
-      entry: this.#options.workerEntry ?? new URL('../worker/entry.js', import.meta.url).pathname,
+      entry: this.#options.workerEntry ?? defaultWorkerEntry(),
+      ...(this.#options.stdout === undefined || this.#options.stdout === process.stdout
+        ? {}
+        : { stdout: this.#options.stdout }),
       env: { ...(this.#options.env ?? process.env), ...config.env },
       log: this.logger,
       backoff: (slot) => {
@@ -470,6 +484,19 @@ export class Master {
     this.logger.info('stopped');
     flushLogger(this.logger);
   }
+}
+
+/**
+ * `worker/entry.js` beside this module. Run from the TypeScript sources (tests with the `source`
+ * condition), the compiled entry in `dist` is used: a `.ts` file cannot be forked on Node 20.
+ */
+function defaultWorkerEntry(): string {
+  const here = fileURLToPath(import.meta.url);
+  const entry = join(dirname(here), '..', 'worker', 'entry.js');
+  if (here.endsWith('.ts')) {
+    return entry.replace(`${sep}src${sep}worker${sep}`, `${sep}dist${sep}worker${sep}`);
+  }
+  return entry;
 }
 
 function sumStats(all: StatsSnapshot[]): StatsSnapshot | undefined {

@@ -54,9 +54,20 @@ const createServerHandle = (
   }
 )._createServerHandle;
 
-/** The key of a listener: its address after resolving a relative unix path. */
+/**
+ * The key of a listener: its address after resolving a relative unix path. Port 0 (any free
+ * port) names no address: each such listener is its own socket, kept across reloads by its
+ * protocol and position among the port-0 listeners.
+ */
 export function listenerKey(listener: ListenerConfig, config: ContainerConfig): string {
-  return formatListenTarget(targetOf(listener, config));
+  const target = targetOf(listener, config);
+  if (target.kind === 'tcp' && target.port === 0) {
+    const ephemeral = config.listeners.filter(
+      (l) => l.protocol === listener.protocol && /:0$/.test(l.address.trim()),
+    );
+    return `${formatListenTarget(target)}#${listener.protocol}${ephemeral.indexOf(listener)}`;
+  }
+  return formatListenTarget(target);
 }
 
 function targetOf(listener: ListenerConfig, config: ContainerConfig): ListenTarget {
@@ -75,13 +86,14 @@ export async function bindListener(
   systemd: SystemdSockets | undefined,
 ): Promise<BoundSocket> {
   const target = targetOf(listener, config);
-  const key = formatListenTarget(target);
+  const key = listenerKey(listener, config);
+  const display = formatListenTarget(target);
   const fromSystemd = systemd?.take(target);
   if (fromSystemd !== undefined) {
-    return { key, fd: fromSystemd, address: key, close: once(() => closeFd(fromSystemd)) };
+    return { key, fd: fromSystemd, address: display, close: once(() => closeFd(fromSystemd)) };
   }
   if (target.kind === 'fd') {
-    return { key, fd: target.fd, address: key, close: once(() => closeFd(target.fd)) };
+    return { key, fd: target.fd, address: display, close: once(() => closeFd(target.fd)) };
   }
   if (createServerHandle === undefined) {
     throw new ContainerError(
@@ -90,16 +102,22 @@ export async function bindListener(
     );
   }
   if (target.kind === 'unix') return bindUnix(target, listener, key, createServerHandle);
+  if (listener.owner !== undefined || listener.group !== undefined) {
+    throw new ContainerError(
+      'UWSGI_ERR_LISTEN',
+      `cannot listen on ${display}: owner and group apply to unix sockets only`,
+    );
+  }
   const { address, family } = net.isIP(target.host)
     ? { address: target.host, family: net.isIP(target.host) }
     : await lookup(target.host);
   const handle = createServerHandle(address, target.port, family);
-  if (typeof handle === 'number') throw listenError(key, handle);
+  if (typeof handle === 'number') throw listenError(display, handle);
   const out: { address?: string; port?: number } = {};
   handle.getsockname?.(out);
   const actual =
     out.port === undefined
-      ? key
+      ? display
       : formatListenTarget({ kind: 'tcp', host: out.address ?? address, port: out.port });
   return { key, fd: handle.fd, address: actual, close: once(() => handle.close()) };
 }

@@ -30,6 +30,8 @@ export interface WorkerSpawnOptions {
   /** The worker entry module (`worker/entry.js`). */
   readonly entry: string;
   readonly env: NodeJS.ProcessEnv;
+  /** When set, the worker's stdout and stderr are piped into it instead of inherited. */
+  readonly stdout?: NodeJS.WritableStream;
   readonly maxRequests: number;
   readonly readyTimeoutMs: number;
 }
@@ -78,11 +80,17 @@ export class WorkerProcess {
     this.id = options.id;
     this.generation = options.generation;
     this.#events = events;
+    const out = options.stdout === undefined ? 'inherit' : 'pipe';
     const child = fork(options.entry, [], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe', ...options.sockets.map((s) => s.fd)],
+      stdio: ['ignore', out, out, 'ipc', 'pipe', ...options.sockets.map((s) => s.fd)],
       env: options.env,
+      execArgv: workerExecArgv(process.execArgv),
       serialization: 'json',
     });
+    if (options.stdout !== undefined) {
+      child.stdout?.pipe(options.stdout, { end: false });
+      child.stderr?.pipe(options.stdout, { end: false });
+    }
     this.#child = child;
     this.pid = child.pid ?? -1;
     const listeners: ListenerHandoff[] = options.sockets.map((s, i) => ({
@@ -258,6 +266,25 @@ export class WorkerProcess {
       return undefined;
     }
   }
+}
+
+/**
+ * The master's Node flags minus resolution conditions: a `source` condition (the test runner's)
+ * would make the compiled worker import TypeScript sources it cannot run. Memory and diagnostic
+ * flags (--max-old-space-size, --enable-source-maps...) pass through to workers.
+ */
+export function workerExecArgv(execArgv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const arg = execArgv[i] ?? '';
+    if (arg === '--conditions' || arg === '-C') {
+      i++;
+      continue;
+    }
+    if (arg.startsWith('--conditions=') || arg.startsWith('-C=')) continue;
+    out.push(arg);
+  }
+  return out;
 }
 
 export function describeExit(exit: WorkerExit): string {
