@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { check } from './commands/check.ts';
+import { DEFAULT_RELOAD_TIMEOUT_MS, reload } from './commands/reload.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS, request } from './commands/request.ts';
 import { schema } from './commands/schema.ts';
 import { serve } from './commands/serve.ts';
@@ -95,6 +96,21 @@ async function run(
       return serve(
         positionals[0] ?? '',
         logFormat === undefined ? {} : { logFormat: logFormat as (typeof LOG_FORMATS)[number] },
+        io,
+      );
+    }
+    case 'reload': {
+      const timeout = stringOption(values, 'timeout');
+      if (timeout !== undefined && !/^\d{1,10}$/.test(timeout)) {
+        throw usageError('--timeout must be a whole number of milliseconds', 'reload');
+      }
+      const pidfile = stringOption(values, 'pidfile');
+      return reload(
+        {
+          ...(positionals[0] === undefined ? {} : { target: positionals[0] }),
+          ...(pidfile === undefined ? {} : { pidfile }),
+          timeoutMs: timeout === undefined ? DEFAULT_RELOAD_TIMEOUT_MS : Number(timeout),
+        },
         io,
       );
     }

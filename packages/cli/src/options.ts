@@ -17,7 +17,7 @@ export interface OptionSpec {
   readonly description: string;
 }
 
-export type CommandName = 'run' | 'check' | 'request' | 'schema' | 'help';
+export type CommandName = 'run' | 'reload' | 'check' | 'request' | 'schema' | 'help';
 
 export interface CommandSpec {
   readonly name: CommandName;
@@ -45,10 +45,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     synopsis: 'CONFIG',
     minArgs: 1,
     maxArgs: 1,
-    summary: 'Run a container from a YAML config until SIGTERM or SIGINT.',
+    summary: 'Serve a config: a master and its worker processes.',
     details: [
-      'Loads and validates CONFIG, binds every listener, loads every app, then logs one "ready" record on stdout. SIGTERM or SIGINT stops gracefully: listeners close, in-flight requests get up to shutdownTimeoutMs to finish, then the exit code is 0. A second signal closes every connection at once.',
-      'Exit codes: 0 after a signal-initiated stop, 1 when the config is invalid or the container fails to start, 2 for usage errors.',
+      'Loads and validates CONFIG; the master binds every listener once and starts `workers` worker processes, each loading every app and accepting on the shared sockets; once all are ready it logs one "ready" record on stdout. Crashed workers are respawned (with backoff when they crash in a loop).',
+      'Signals to the master: SIGTERM or SIGINT stop gracefully (workers stop accepting, in-flight requests get up to shutdownTimeoutMs, exit code 0; a second signal closes every connection at once). SIGHUP reloads gracefully and transactionally: a new generation starts from the re-read config and replaces the old one only once ready; if it fails the old one keeps serving. SIGQUIT stops at once. SIGUSR1 reopens log.file.',
+      'Exit codes: 0 after a signal-initiated stop, 1 when the config is invalid or the first workers fail to start, 2 for usage errors.',
     ],
     options: [
       {
@@ -56,6 +57,33 @@ export const COMMANDS: readonly CommandSpec[] = [
         type: 'string',
         value: 'json|pretty|auto',
         description: 'Override log.format from the config.',
+      },
+    ],
+  },
+  {
+    name: 'reload',
+    aliases: [],
+    synopsis: 'CONFIG|SOCKET',
+    minArgs: 0,
+    maxArgs: 1,
+    summary: 'Gracefully reload a running master and report whether it worked.',
+    details: [
+      'Asks the master for a graceful, transactional reload through its control socket: SOCKET, or the `control` path of CONFIG (a .yaml/.yml file). Waits until the new generation serves and exits 0, or prints why the reload failed (the old generation keeps serving) and exits 1.',
+      "With --pidfile PATH (or a CONFIG that has a pidfile but no control socket) it sends SIGHUP to that PID instead; the outcome is then only in the master's log.",
+      'Exit codes: 0 reloaded (or SIGHUP sent), 1 the reload failed or no master answered, 2 for usage errors.',
+    ],
+    options: [
+      {
+        name: 'pidfile',
+        type: 'string',
+        value: 'PATH',
+        description: 'Send SIGHUP to the PID in this file instead of using a control socket.',
+      },
+      {
+        name: 'timeout',
+        type: 'string',
+        value: 'MS',
+        description: 'Longest wait for the outcome (default 120000).',
       },
     ],
   },

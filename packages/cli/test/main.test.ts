@@ -72,6 +72,7 @@ describe('usage', () => {
       expect(await main(argv, io)).toBe(0);
       for (const name of [
         'run CONFIG',
+        'reload CONFIG|SOCKET',
         'check CONFIG...',
         'request ADDRESS [METHOD] PATH',
         'schema',
@@ -83,10 +84,10 @@ describe('usage', () => {
   });
 
   it('COMMAND --help works without the required arguments', async () => {
-    for (const name of ['run', 'serve', 'check', 'request', 'schema']) {
+    for (const name of ['run', 'serve', 'reload', 'check', 'request', 'schema']) {
       const io = fakeIo(dir);
       expect(await main([name, '--help'], io)).toBe(0);
-      expect(io.out()).toMatch(/^Usage: uwsgi-ts (run|check|request|schema)/);
+      expect(io.out()).toMatch(/^Usage: uwsgi-ts (run|reload|check|request|schema)/);
     }
     const io = fakeIo(dir);
     expect(await main(['help', 'request'], io)).toBe(0);
