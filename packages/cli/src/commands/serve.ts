@@ -39,7 +39,28 @@ export async function serve(file: string, options: ServeOptions, io: CliIo): Pro
     return 1;
   }
 
-  let supervisor: Supervisor;
+  // Subscribed before the start: a SIGHUP's default action would end the master. Signals that
+  // arrive while the first generation starts act once it serves.
+  let supervisor: Supervisor | undefined;
+  let early: 'SIGHUP' | 'SIGQUIT' | undefined;
+  const unsubscribe = [
+    io.onSignal?.('SIGHUP', () => {
+      if (supervisor === undefined) early ??= 'SIGHUP';
+      else supervisor.reload('SIGHUP').catch(() => undefined);
+    }),
+    io.onSignal?.('SIGUSR1', () => supervisor?.reopenLogs()),
+    io.onSignal?.('SIGQUIT', () => {
+      if (supervisor === undefined) {
+        early = 'SIGQUIT';
+        return;
+      }
+      supervisor.logger.warn('SIGQUIT: stopping now');
+      void supervisor.stop(QUIT_TIMEOUT_MS);
+    }),
+  ];
+  const unsubscribeAll = () => {
+    for (const off of unsubscribe) off?.();
+  };
   try {
     supervisor = await startSupervisor(config, {
       reloadConfig: load,
@@ -47,31 +68,24 @@ export async function serve(file: string, options: ServeOptions, io: CliIo): Pro
       stdout: io.stdout,
     });
   } catch (err) {
+    unsubscribeAll();
     await write(io.stderr, `uwsgi-ts: ${describeError(err)}\n`);
     return 1;
   }
+  const running = supervisor;
+  if (early === 'SIGHUP') running.reload('SIGHUP').catch(() => undefined);
+  if (early === 'SIGQUIT') void running.stop(QUIT_TIMEOUT_MS);
 
-  const log = supervisor.logger;
-  const unsubscribe = [
-    io.onSignal?.('SIGHUP', () => {
-      supervisor.reload('SIGHUP').catch(() => undefined);
-    }),
-    io.onSignal?.('SIGUSR1', () => supervisor.reopenLogs()),
-    io.onSignal?.('SIGQUIT', () => {
-      log.warn('SIGQUIT: stopping now');
-      void supervisor.stop(QUIT_TIMEOUT_MS);
-    }),
-  ];
   try {
-    await Promise.race([aborted(io.signal), quit(supervisor)]);
+    await Promise.race([aborted(io.signal), running.stopped]);
     // SIGTERM is a graceful stop (not uWSGI's brutal reload, unbit/uwsgi#515): workers stop
     // accepting and finish in-flight requests within shutdownTimeoutMs.
-    const graceful = supervisor.stop();
+    const graceful = running.stop();
     // A second signal means "now": zero grace for every worker.
     let forced = false;
     void aborted(io.forceSignal).then(() => {
       forced = true;
-      void supervisor.stop(0);
+      void running.stop(0);
     });
     await graceful;
     if (forced) {
@@ -84,14 +98,9 @@ export async function serve(file: string, options: ServeOptions, io: CliIo): Pro
     await write(io.stderr, `uwsgi-ts: ${describeError(err)}\n`);
     return 1;
   } finally {
-    for (const off of unsubscribe) off?.();
+    unsubscribeAll();
   }
   return 0;
-}
-
-/** Resolves when the supervisor was stopped by something else than the caller (SIGQUIT). */
-function quit(supervisor: Supervisor): Promise<void> {
-  return supervisor.stopped;
 }
 
 /** Resolves when `signal` aborts; never, without one. */
