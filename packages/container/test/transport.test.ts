@@ -224,6 +224,9 @@ describe('net transport', () => {
         onError: () => undefined,
       });
     });
+    expect(() =>
+      conn.start({ onData: () => undefined, onEnd: () => undefined, onError: () => undefined }),
+    ).toThrow(expect.objectContaining({ code: 'UWSGI_ERR_TRANSPORT_STATE' }));
     client.end('def');
     await ended;
     expect(got.join('')).toBe('abcdef');
