@@ -1,11 +1,12 @@
 /**
- * The CLI's error class (STYLE.md section 4). Only command-line mistakes are CliErrors: main()
- * prints them with a pointer to --help and exits 2. Runtime failures (a config with issues, a
- * port in use, a failed request) are reported by their command and exit 1.
+ * The CLI's error class (STYLE.md section 4). Command-line mistakes are `UWSGI_ERR_CLI_USAGE`:
+ * main() prints them with a pointer to --help and exits 2. Runtime failures (a config with
+ * issues, a port in use, a failed request) are reported by their command and exit 1; those
+ * that are thrown carry their own code (`UWSGI_ERR_CLI_REQUEST_FAILED`).
  */
 
 /** Every code a `CliError` can carry; each has an entry under `## cli` in docs/errors.md. */
-export const CLI_ERROR_CODES = ['UWSGI_ERR_CLI_USAGE'] as const;
+export const CLI_ERROR_CODES = ['UWSGI_ERR_CLI_USAGE', 'UWSGI_ERR_CLI_REQUEST_FAILED'] as const;
 
 export type CliErrorCode = (typeof CLI_ERROR_CODES)[number];
 

@@ -36,7 +36,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   try {
     return await dispatch(argv, io);
   } catch (err) {
-    if (err instanceof CliError) {
+    if (err instanceof CliError && err.code === 'UWSGI_ERR_CLI_USAGE') {
       const help = err.command === undefined ? 'uwsgi-ts --help' : `uwsgi-ts ${err.command} --help`;
       await write(io.stderr, `uwsgi-ts: ${err.message}\nSee '${help}'.\n`);
       return 2;

@@ -154,7 +154,7 @@ describe('usage', () => {
   });
 
   it('CliError carries the closed code list', () => {
-    expect(CLI_ERROR_CODES).toEqual(['UWSGI_ERR_CLI_USAGE']);
+    expect(CLI_ERROR_CODES).toEqual(['UWSGI_ERR_CLI_USAGE', 'UWSGI_ERR_CLI_REQUEST_FAILED']);
     const err = new CliError('UWSGI_ERR_CLI_USAGE', 'm', { command: 'run' });
     expect(err).toMatchObject({ name: 'CliError', code: 'UWSGI_ERR_CLI_USAGE', command: 'run' });
   });

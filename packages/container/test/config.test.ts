@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { classifyAddress } from '../src/config/checks.ts';
 import {
   type ConfigIssue,
   formatIssue,
@@ -14,6 +13,7 @@ import {
 } from '../src/config/index.ts';
 import { didYouMean, editDistance } from '../src/config/suggest.ts';
 import type { ContainerError } from '../src/shared/errors.ts';
+import { classifyListenAddress, parseListenAddress } from '../src/transport/address.ts';
 
 const fixtures = fileURLToPath(new URL('./fixtures/configs/', import.meta.url));
 
@@ -488,6 +488,27 @@ describe('semantic checks', () => {
     ]);
   });
 
+  it('refuses what the container would refuse to bind, with the same reason', () => {
+    // transport/address.ts is the one parser: config reports its reason as an issue, the
+    // container throws it as UWSGI_ERR_LISTEN. Where the two parsers used to differ, the
+    // stricter rule won (no trimming, host names checked, at most 5 port and 9 fd digits).
+    const bad = [' 127.0.0.1:3031', 'fd:1234567890', '127.0.0.1:003031', 'bad_host:1', '@x'];
+    expect(issuesOf(listeners(...bad))).toEqual(
+      bad.map((address, index) => {
+        const check = classifyListenAddress(address);
+        expect(check.kind, address).toBe('invalid');
+        const reason = check.kind === 'invalid' ? check.reason : '';
+        expect(() => parseListenAddress(address), address).toThrow(
+          expect.objectContaining({
+            code: 'UWSGI_ERR_LISTEN',
+            message: `invalid listener address "${address}": ${reason}`,
+          }),
+        );
+        return `conf.yaml:${3 + 2 * index}:14 /listeners/${index}/address is not a valid address: ${reason}`;
+      }),
+    );
+  });
+
   it('rejects mode on a TCP listener and unix paths longer than sun_path', () => {
     expect(
       issuesOf(
@@ -503,20 +524,6 @@ describe('semantic checks', () => {
 });
 
 describe('helpers', () => {
-  it('classifyAddress', () => {
-    expect(classifyAddress('127.0.0.1:3031')).toEqual({
-      kind: 'tcp',
-      host: '127.0.0.1',
-      port: 3031,
-    });
-    expect(classifyAddress('[::1]:0')).toEqual({ kind: 'tcp', host: '::1', port: 0 });
-    expect(classifyAddress('app.sock')).toEqual({ kind: 'unix', path: 'app.sock' });
-    expect(classifyAddress('unix:/run/a.sock')).toEqual({ kind: 'unix', path: '/run/a.sock' });
-    expect(classifyAddress('fd:3')).toEqual({ kind: 'fd', fd: 3 });
-    expect(classifyAddress('fd:x')).toMatchObject({ kind: 'invalid' });
-    expect(classifyAddress('unix:')).toMatchObject({ kind: 'invalid' });
-  });
-
   it('didYouMean stays quiet when nothing is close', () => {
     expect(didYouMean('wrokers', ['workers', 'mounts'])).toBe('; did you mean "workers"?');
     expect(didYouMean('log', ['mounts', 'listeners'])).toBe('');

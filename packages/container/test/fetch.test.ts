@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFetchListener } from '../src/app/fetch.ts';
 import { loadApp } from '../src/app/loader.ts';
-import type { DispatchedRequest, FetchHandler, NodeHandler } from '../src/app/types.ts';
+import type { FetchHandler, NodeHandler } from '../src/app/types.ts';
+import type { ContainerRequest } from '../src/dispatch/types.ts';
 import { closeServers } from './fixtures/apps/harness.ts';
 
 const servers: http.Server[] = [];
@@ -16,7 +17,8 @@ afterEach(async () => {
 interface Dispatch {
   /** Mount prefix to strip from req.url, as the router would. */
   readonly prefix?: string;
-  readonly uwsgi?: DispatchedRequest['uwsgi'];
+  /** What the listener reports; the mount part (scriptName, pathInfo) is added as dispatch does. */
+  readonly uwsgi?: Omit<NonNullable<ContainerRequest['uwsgi']>, 'scriptName' | 'pathInfo'>;
 }
 
 /** A node:http server that mimics the dispatcher: sets originalUrl/baseUrl/uwsgi, strips the prefix. */
@@ -24,11 +26,14 @@ async function serve(handler: NodeHandler, dispatch: Dispatch = {}): Promise<num
   const prefix = dispatch.prefix ?? '';
   // requireHostHeader: false, so that Host-less requests reach the adapter (Node 20 answers 400).
   const server = http.createServer({ requireHostHeader: false }, (incoming, res) => {
-    const req = incoming as DispatchedRequest;
+    const req = incoming as ContainerRequest;
     req.originalUrl = req.url as string;
     req.baseUrl = prefix;
-    req.url = (req.url as string).slice(prefix.length) || '/';
-    if (dispatch.uwsgi !== undefined) req.uwsgi = dispatch.uwsgi;
+    const pathInfo = (req.url as string).slice(prefix.length);
+    req.url = pathInfo || '/';
+    if (dispatch.uwsgi !== undefined) {
+      req.uwsgi = { ...dispatch.uwsgi, scriptName: prefix, pathInfo };
+    }
     void handler(req, res);
   });
   servers.push(server);

@@ -4,7 +4,11 @@ import { lstat, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatListenTarget, parseListenAddress } from '../src/transport/address.ts';
+import {
+  classifyListenAddress,
+  formatListenTarget,
+  parseListenAddress,
+} from '../src/transport/address.ts';
 import { selectTransport } from '../src/transport/index.ts';
 import { listenServer } from '../src/transport/listen.ts';
 import { createNetTransport } from '../src/transport/net.ts';
@@ -50,6 +54,7 @@ describe('parseListenAddress', () => {
 
   it('refuses ambiguous or invalid forms', () => {
     for (const bad of [
+      '',
       ':3031',
       '3031',
       '::1:80',
@@ -57,6 +62,15 @@ describe('parseListenAddress', () => {
       'host:-1',
       'host:80x',
       'unix:',
+      'unix:a\0b',
+      // The limits config used to apply alone (transport/address.ts is now the one parser).
+      ' 127.0.0.1:3031',
+      '127.0.0.1:003031',
+      '[nope]:1',
+      'bad_host:1',
+      '@abstract',
+      'fd:x',
+      'fd:1234567890',
     ]) {
       expect(() => parseListenAddress(bad), bad).toThrow(
         expect.objectContaining({ code: 'UWSGI_ERR_LISTEN' }),
@@ -65,6 +79,36 @@ describe('parseListenAddress', () => {
     expect(() => parseListenAddress('/a.sock', { mode: '0999' })).toThrow(
       expect.objectContaining({ code: 'UWSGI_ERR_LISTEN' }),
     );
+  });
+
+  it('classifies without throwing, for config issues', () => {
+    expect(classifyListenAddress('127.0.0.1:3031')).toEqual({
+      kind: 'tcp',
+      host: '127.0.0.1',
+      port: 3031,
+    });
+    expect(classifyListenAddress('LOCALHOST:1')).toEqual({
+      kind: 'tcp',
+      host: 'LOCALHOST',
+      port: 1,
+    });
+    expect(classifyListenAddress('[::1]:0')).toEqual({ kind: 'tcp', host: '::1', port: 0 });
+    expect(classifyListenAddress('app.sock', { baseDir: '/srv' })).toEqual({
+      kind: 'unix',
+      path: '/srv/app.sock',
+      mode: 0o660,
+    });
+    expect(classifyListenAddress('unix:/run/a.sock')).toMatchObject({ path: '/run/a.sock' });
+    expect(classifyListenAddress('fd:3')).toEqual({ kind: 'fd', fd: 3 });
+    expect(classifyListenAddress('fd:x')).toEqual({
+      kind: 'invalid',
+      reason: '"x" is not a file descriptor number',
+    });
+    expect(classifyListenAddress('unix:')).toEqual({
+      kind: 'invalid',
+      reason: 'the unix socket path is empty',
+    });
+    expect(classifyListenAddress('/a.sock', { mode: '0999' })).toMatchObject({ kind: 'invalid' });
   });
 
   it('formats targets for display', () => {
@@ -180,6 +224,9 @@ describe('net transport', () => {
         onError: () => undefined,
       });
     });
+    expect(() =>
+      conn.start({ onData: () => undefined, onEnd: () => undefined, onError: () => undefined }),
+    ).toThrow(expect.objectContaining({ code: 'UWSGI_ERR_TRANSPORT_STATE' }));
     client.end('def');
     await ended;
     expect(got.join('')).toBe('abcdef');

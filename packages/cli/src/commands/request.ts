@@ -17,7 +17,7 @@ import {
   ResponseHeadParser,
   requestToVars,
 } from '@uwsgi-ts/codec';
-import { usageError } from '../errors.ts';
+import { CliError, usageError } from '../errors.ts';
 import { type CliIo, write } from '../io.ts';
 
 export interface RequestOptions {
@@ -160,7 +160,7 @@ function exchange(
       if (err !== undefined) reject(err);
       else if (head === undefined) {
         reject(
-          new Error(
+          requestFailed(
             `the server closed the connection after ${received} bytes, before a complete response head`,
           ),
         );
@@ -172,7 +172,9 @@ function exchange(
           const what =
             bodyBytes < declared ? 'truncated response' : 'response longer than declared';
           reject(
-            new Error(`${what}: Content-Length is ${declared}, received ${bodyBytes} body bytes`),
+            requestFailed(
+              `${what}: Content-Length is ${declared}, received ${bodyBytes} body bytes`,
+            ),
           );
         } else {
           resolvePromise(head);
@@ -182,13 +184,13 @@ function exchange(
 
     if (options.timeoutMs > 0) {
       const timer = setTimeout(
-        () => finish(new Error(`no complete response within ${options.timeoutMs} ms`)),
+        () => finish(requestFailed(`no complete response within ${options.timeoutMs} ms`)),
         options.timeoutMs,
       );
       cleanups.push(() => clearTimeout(timer));
     }
     if (io.signal !== undefined) {
-      const onAbort = () => finish(new Error('interrupted'));
+      const onAbort = () => finish(requestFailed('interrupted'));
       if (io.signal.aborted) onAbort();
       io.signal.addEventListener('abort', onAbort, { once: true });
       cleanups.push(() => io.signal?.removeEventListener('abort', onAbort));
@@ -211,7 +213,9 @@ function exchange(
         const upload = createReadStream(body);
         cleanups.push(() => upload.destroy());
         upload
-          .on('error', (err) => finish(new Error(`cannot read the body file: ${err.message}`)))
+          .on('error', (err) =>
+            finish(requestFailed(`cannot read the body file: ${err.message}`, err)),
+          )
           .pipe(socket, { end: false });
       } else if (body !== undefined) {
         socket.write(body);
@@ -241,7 +245,7 @@ function exchange(
           break;
         }
       } catch (err) {
-        finish(new Error(`malformed response head: ${(err as Error).message}`));
+        finish(requestFailed(`malformed response head: ${(err as Error).message}`, err));
         return;
       }
       if (options.include) void write(io.stderr, renderHead(head));
@@ -250,8 +254,17 @@ function exchange(
     });
     socket.on('end', () => finish(undefined));
     socket.on('close', () => finish(undefined));
-    socket.on('error', (err) => finish(new Error(err.message)));
+    socket.on('error', (err) => finish(requestFailed(err.message, err)));
   });
+}
+
+/** A failed exchange: `request()` prints its message and exits 1 (never a usage error). */
+function requestFailed(message: string, cause?: unknown): CliError {
+  return new CliError(
+    'UWSGI_ERR_CLI_REQUEST_FAILED',
+    message,
+    cause === undefined ? { command: 'request' } : { command: 'request', cause },
+  );
 }
 
 function contentLength(head: ResponseHead): number | undefined {

@@ -14,7 +14,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { getRequestListener, RequestError } from '@hono/node-server';
-import type { DispatchedRequest, FetchHandler, NodeHandler } from './types.ts';
+import type { ContainerRequest } from '../dispatch/types.ts';
+import type { FetchHandler, NodeHandler } from './types.ts';
 
 export interface FetchListenerOptions {
   /**
@@ -65,7 +66,7 @@ export function createFetchListener(
   });
 
   return (incoming: IncomingMessage, outgoing: ServerResponse): Promise<void> | undefined => {
-    const req = incoming as DispatchedRequest;
+    const req = incoming as ContainerRequest;
     const savedUrl = req.url;
     const path = (relative ? savedUrl : (req.originalUrl ?? savedUrl)) ?? '/';
     const scheme = schemeOf(req);
@@ -100,7 +101,7 @@ function textResponse(status: number, text: string): Response {
   return new Response(text, { status, headers: { 'content-type': 'text/plain; charset=utf-8' } });
 }
 
-function schemeOf(req: DispatchedRequest): 'http' | 'https' {
+function schemeOf(req: ContainerRequest): 'http' | 'https' {
   const uwsgi = req.uwsgi;
   if (uwsgi !== undefined) {
     const s = uwsgi.scheme?.toLowerCase();
@@ -129,7 +130,7 @@ function schemeOf(req: DispatchedRequest): 'http' | 'https' {
 }
 
 /** SERVER_NAME[:SERVER_PORT] from uwsgi vars, default ports left out. */
-function serverAuthority(req: DispatchedRequest, scheme: 'http' | 'https'): string | undefined {
+function serverAuthority(req: ContainerRequest, scheme: 'http' | 'https'): string | undefined {
   const vars = req.uwsgi?.vars;
   if (vars === undefined) return undefined;
   let name: string | undefined;

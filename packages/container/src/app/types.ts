@@ -27,21 +27,3 @@ export interface LoadedApp {
   /** Present when the app holds resources of its own to release (Fastify `onClose` hooks). */
   close?(): Promise<void>;
 }
-
-/**
- * What the dispatcher (protocol layer) sets on a request before calling a `NodeHandler`. Read
- * by `app/fetch.ts` to build the external URL of fetch requests.
- */
-export interface DispatchedRequest extends IncomingMessage {
-  /** The full raw request target (REQUEST_URI): mount prefix, path and query. */
-  originalUrl?: string;
-  /** The mount prefix (SCRIPT_NAME); `''` for the `/` mount. */
-  baseUrl?: string;
-  /** Present for requests that came over uwsgi. */
-  uwsgi?: {
-    /** The request's uwsgi vars, in packet order. */
-    readonly vars?: ReadonlyArray<readonly [string, string]>;
-    /** `http` or `https`, as derived from HTTPS / UWSGI_SCHEME / REQUEST_SCHEME. */
-    readonly scheme?: string;
-  };
-}

@@ -9,7 +9,8 @@
  *   `headersDistinct` getters walk, so duplicates are joined by Node's own `_addHeaderLine`
  *   rules (cookie `; `, set-cookie array, most `, `, singletons such as host first-wins).
  * - `_consuming` and `_readableState.readingMore`, which `IncomingMessage._read` flips on the
- *   first read and `_http_server.js` resOnFinish checks before `_dump()`ing an unread body.
+ *   first read and `_http_server.js` resOnFinish checks before `_dump()`ing an unread body;
+ *   `dumpUnreadBody` repeats that check (with `_readableState.resumeScheduled`) and `_dump()`.
  *
  * `_read` and `_destroy` are pinned as own properties of each instance: Express 5 replaces the
  * prototype of every request it handles (`Object.setPrototypeOf(req, app.request)` in
@@ -45,7 +46,8 @@ export interface BodySource {
 interface IncomingInternals {
   _addHeaderLines(headers: string[], n: number): void;
   _consuming: boolean;
-  _readableState: { readingMore: boolean };
+  _readableState: { readingMore: boolean; resumeScheduled: boolean };
+  _dump(): void;
 }
 
 /**
@@ -115,6 +117,18 @@ export class UwsgiIncomingMessage extends IncomingMessage {
     // As _http_incoming.js onError: an error is reported only to someone listening for it.
     process.nextTick(() => callback(this.listenerCount('error') > 0 ? err : null));
   }
+}
+
+/**
+ * What Node does for a request whose response has finished (lib/_http_server.js resOnFinish,
+ * Node 20): a body the app never read (no `read()`, `pipe()`, `resume()` or `'data'` listener,
+ * so `_consuming` is false and no resume is pending in `_readableState.resumeScheduled`) is
+ * `_dump()`ed (lib/_http_incoming.js: drop `'data'` listeners, `resume()`), so the request
+ * still ends and its bytes are pulled off the connection.
+ */
+export function dumpUnreadBody(req: IncomingMessage): void {
+  const self = req as unknown as IncomingInternals;
+  if (!self._consuming && !self._readableState.resumeScheduled) self._dump();
 }
 
 /**

@@ -208,3 +208,39 @@ function withoutHopByHop(headers: HeadersArg): HeadersArg {
   }
   return copy ?? headers;
 }
+
+function returnThis(this: ServerResponse): ServerResponse {
+  return this;
+}
+
+/**
+ * Replaces the writing methods of this one response with inert ones (own properties, which also
+ * shadow the overrides `UwsgiServerResponse` pins on its instances). After the container has
+ * answered for an app, a late `writeHead` / `setHeader` would throw ERR_HTTP_HEADERS_SENT and a
+ * late `write` / `end` fail with ERR_STREAM_WRITE_AFTER_END (lib/_http_outgoing.js and
+ * lib/_http_server.js, Node 20) inside an unrelated app callback, taking the process down.
+ * The list is the writing surface of `OutgoingMessage` / `ServerResponse` in Node 20
+ * (`setHeaders` since 18.15, `appendHeader` since 18.3).
+ */
+export function sealResponse(res: ServerResponse): void {
+  const inert: PropertyDescriptorMap = {
+    writeHead: { value: returnThis },
+    setHeader: { value: returnThis },
+    setHeaders: { value: returnThis },
+    appendHeader: { value: returnThis },
+    removeHeader: { value: () => undefined },
+    flushHeaders: { value: () => undefined },
+    writeContinue: { value: () => undefined },
+    writeProcessing: { value: () => undefined },
+    addTrailers: { value: () => undefined },
+    // false: a streaming app waits for a 'drain' that never comes and sees 'close' instead of
+    // spinning on a write that always "succeeds".
+    write: { value: () => false },
+    end: { value: returnThis },
+  };
+  for (const descriptor of Object.values(inert)) {
+    descriptor.configurable = true;
+    descriptor.writable = true;
+  }
+  Object.defineProperties(res, inert);
+}

@@ -24,13 +24,8 @@ import {
   visit,
 } from 'yaml';
 import { ContainerError } from '../shared/errors.ts';
-import {
-  checkListeners,
-  checkMounts,
-  classifyAddress,
-  type IssueSink,
-  type RawConfig,
-} from './checks.ts';
+import { classifyListenAddress } from '../transport/address.ts';
+import { checkListeners, checkMounts, type IssueSink, type RawConfig } from './checks.ts';
 import { interpolate, retype } from './interpolate.ts';
 import { type ConfigIssue, formatIssue } from './issues.ts';
 import { configSchema } from './schema.ts';
@@ -126,11 +121,9 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Con
   const config: ContainerConfig = {
     ...(absFile === undefined ? {} : { file: absFile }),
     listeners: raw.listeners.map((listener) => {
-      const address = classifyAddress(listener.address);
+      const address = classifyListenAddress(listener.address, { baseDir: base });
       // Absolute from here on, so the transport never needs to know where the file was.
-      return address.kind === 'unix'
-        ? { ...listener, address: resolve(base, address.path) }
-        : listener;
+      return address.kind === 'unix' ? { ...listener, address: resolve(address.path) } : listener;
     }),
     mounts: raw.mounts.map((mount) => ({ ...mount, app: resolve(base, mount.app) })),
     limits: raw.limits,

@@ -3,6 +3,10 @@
  * (camelCase). Defaults live in `schema.ts` (the single source of defaults); by the time a
  * `ContainerConfig` exists every optional field with a default has been filled in.
  */
+import type { LogConfig } from '../shared/log.ts';
+
+/** Declared in `shared/log.ts` (the logger reads it; shared/ imports nothing above it). */
+export type { LogConfig };
 
 export type ListenerProtocol = 'uwsgi' | 'http';
 
@@ -71,17 +75,6 @@ export interface LimitsConfig {
   readonly reloadOnRssMb: number;
   /** RSS (MiB) over which a worker is killed at once. 0 = off (default). */
   readonly evilReloadOnRssMb: number;
-}
-
-export interface LogConfig {
-  /** One JSON line per request. Default true. */
-  readonly access: boolean;
-  /** `auto` (default): pretty on a TTY, JSON lines otherwise. */
-  readonly format: 'auto' | 'json' | 'pretty';
-  /** pino level; default `info`. */
-  readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** Absolute path of a log file (appended; SIGUSR1 reopens it). Absent (default): stdout. */
-  readonly file?: string;
 }
 
 export type TransportKind = 'auto' | 'fast' | 'net';

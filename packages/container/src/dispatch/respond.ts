@@ -3,6 +3,7 @@
  * own `ServerResponse`, so both listeners share Node's header validation and framing.
  */
 import { type ServerResponse, STATUS_CODES } from 'node:http';
+import { sealResponse } from '../bridge/response.ts';
 
 /**
  * Answers `status` with a short text body unless headers already went out, in which case the
@@ -17,7 +18,7 @@ export function respondOnBehalf(res: ServerResponse, status: number): void {
   if (res.writableEnded || res.destroyed) return;
   if (res.headersSent) {
     res.destroy();
-    seal(res);
+    sealResponse(res);
     return;
   }
   for (const name of res.getHeaderNames()) res.removeHeader(name);
@@ -30,33 +31,5 @@ export function respondOnBehalf(res: ServerResponse, status: number): void {
     'Content-Length': Buffer.byteLength(body),
   });
   res.end(body);
-  seal(res);
-}
-
-function returnThis(this: ServerResponse): ServerResponse {
-  return this;
-}
-
-/** Replaces the writing methods of this one response with inert ones. */
-function seal(res: ServerResponse): void {
-  const inert: PropertyDescriptorMap = {
-    writeHead: { value: returnThis },
-    setHeader: { value: returnThis },
-    setHeaders: { value: returnThis },
-    appendHeader: { value: returnThis },
-    removeHeader: { value: () => undefined },
-    flushHeaders: { value: () => undefined },
-    writeContinue: { value: () => undefined },
-    writeProcessing: { value: () => undefined },
-    addTrailers: { value: () => undefined },
-    // false: a streaming app waits for a 'drain' that never comes and sees 'close' instead of
-    // spinning on a write that always "succeeds".
-    write: { value: () => false },
-    end: { value: returnThis },
-  };
-  for (const descriptor of Object.values(inert)) {
-    descriptor.configurable = true;
-    descriptor.writable = true;
-  }
-  Object.defineProperties(res, inert);
+  sealResponse(res);
 }

@@ -1,20 +1,28 @@
 /**
- * What the listeners (protocol/uwsgi.ts, protocol/http.ts) hand to the shared dispatcher.
+ * The request contract between the listeners (protocol/uwsgi.ts, protocol/http.ts), the
+ * dispatcher that fills it in (dispatch.ts) and the apps that read it (app/fetch.ts). Declared
+ * once, here: protocol/ and app/ import it from this file, and it imports neither.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { DispatchedRequest } from '../app/types.ts';
 import type { ListenerProtocol } from '../config/types.ts';
 
-/** What the request carries after dispatch, beyond `http.IncomingMessage`. */
-export interface ContainerRequest extends DispatchedRequest {
-  /** The full raw request target before mount stripping (Express reads it too). */
+/**
+ * What the request carries after dispatch, beyond `http.IncomingMessage`. The dispatcher sets
+ * these fields before it calls a `NodeHandler`; `app/fetch.ts` reads them to build the external
+ * URL of fetch requests.
+ */
+export interface ContainerRequest extends IncomingMessage {
+  /** The full raw request target (REQUEST_URI) before mount stripping (Express reads it too). */
   originalUrl?: string;
   /** The mount prefix (SCRIPT_NAME); `''` for the `/` mount. */
   baseUrl?: string;
   uwsgi?: {
     /** The request's uwsgi vars, in packet order (absent on HTTP listeners). */
     readonly vars?: ReadonlyArray<readonly [string, string]>;
-    /** Scheme the front end reported (`http` / `https`), when it reported one. */
+    /**
+     * Scheme the front end reported (`http` / `https`, from HTTPS / UWSGI_SCHEME /
+     * REQUEST_SCHEME), when it reported one.
+     */
     readonly scheme?: string;
     /** The mount prefix the request matched, as in the request's own bytes. */
     readonly scriptName: string;

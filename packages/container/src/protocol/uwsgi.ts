@@ -48,6 +48,7 @@ import {
 import {
   abortedError,
   type BodySource,
+  dumpUnreadBody,
   reportPeer,
   UwsgiIncomingMessage,
 } from '../bridge/incoming.ts';
@@ -482,15 +483,8 @@ class UwsgiExchange
   /** ResponseOwner: the response emitted 'finish'. */
   responseFinished(): void {
     this.#markResponded();
-    const req = this.#req as
-      | (UwsgiIncomingMessage & {
-          _consuming: boolean;
-          _readableState: { resumeScheduled: boolean };
-          _dump(): void;
-        })
-      | undefined;
     // _http_server.js resOnFinish: an unread body is dumped so the request still ends.
-    if (req !== undefined && !req._consuming && !req._readableState.resumeScheduled) req._dump();
+    if (this.#req !== undefined) dumpUnreadBody(this.#req);
     this.#conn.resume();
     this.#maybeLinger();
   }

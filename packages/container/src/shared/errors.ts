@@ -3,7 +3,26 @@
  * match on `err.code`; every code has an anchored entry in `docs/errors.md`, kept in step by
  * `test/errors.test.ts`.
  */
-import type { ConfigIssue } from '../config/issues.ts';
+
+/**
+ * One problem found in a config file, with the position a human or an editor can jump to. It
+ * lives here, beside the error that carries it, so this ground floor imports nothing from
+ * config/; `config/issues.ts` formats it.
+ */
+export interface ConfigIssue {
+  /** The file as the caller named it (`<config>` for in-memory text). */
+  readonly file: string;
+  /** 1-based line; 0 when the problem concerns the whole file (it could not be read). */
+  readonly line: number;
+  /** 1-based column; 0 together with `line`. */
+  readonly col: number;
+  /** JSON Pointer into the config (`/mounts/0/path`); `''` for the document itself. */
+  readonly path: string;
+  /** What is wrong, ajv wording for schema errors (`must match pattern "^/"`). */
+  readonly message: string;
+  /** Set when the issue corresponds to a more specific container code (`UWSGI_ERR_MOUNT_CONFLICT`). */
+  readonly code?: 'UWSGI_ERR_MOUNT_CONFLICT';
+}
 
 /** Every code a `ContainerError` can carry. Adding one means adding its `docs/errors.md` entry. */
 export const CONTAINER_ERROR_CODES = [
@@ -19,6 +38,8 @@ export const CONTAINER_ERROR_CODES = [
   'UWSGI_ERR_LISTEN',
   /** The requested uwsgi transport cannot run on this Node build. */
   'UWSGI_ERR_TRANSPORT_UNAVAILABLE',
+  /** A transport `Connection` was driven against its contract (`start()` twice): a bug above it. */
+  'UWSGI_ERR_TRANSPORT_STATE',
   /** A worker process did not report ready within `readyTimeoutMs`. */
   'UWSGI_ERR_WORKER_START_TIMEOUT',
   /** A worker process failed to boot (its apps did not load, a listener failed) or exited first. */

@@ -6,7 +6,18 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { pino } from 'pino';
 import pretty from 'pino-pretty';
-import type { LogConfig } from '../config/types.ts';
+
+/** The `log:` section of the config (re-exported by `config/types.ts`). */
+export interface LogConfig {
+  /** One JSON line per request. Default true. */
+  readonly access: boolean;
+  /** `auto` (default): pretty on a TTY, JSON lines otherwise. */
+  readonly format: 'auto' | 'json' | 'pretty';
+  /** pino level; default `info`. */
+  readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Absolute path of a log file (appended; SIGUSR1 reopens it). Absent (default): stdout. */
+  readonly file?: string;
+}
 
 /** The logger type used across the container (a pino logger or any child of one). */
 export type Logger = pino.Logger;
