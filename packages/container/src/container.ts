@@ -1,6 +1,8 @@
 /**
- * The composition root (STYLE.md section 6): config in, listeners + apps running out. The only
- * module that wires transport -> protocol -> bridge -> router -> app together.
+ * One worker's engine and the composition root (STYLE.md section 6): config in, listeners + apps
+ * running out. The only module that wires transport, protocol, dispatch, router and app together.
+ * It binds its listeners itself or serves listening fds inherited from a master
+ * (`ContainerOptions.inherited`, docs/supervisor.md); it never manages other processes.
  */
 import type { Socket } from 'node:net';
 import { dirname } from 'node:path';

@@ -94,3 +94,22 @@ describe('workerExecArgv', () => {
     ).toEqual(['--max-old-space-size=512', '--enable-source-maps']);
   });
 });
+
+describe('owner and group in the config', () => {
+  it('apply to unix sockets only', () => {
+    expect(() =>
+      parseConfig(
+        `listeners:
+  - { protocol: uwsgi, address: "127.0.0.1:3031", group: www-data }
+mounts: [{ path: /, app: a.mjs }]
+`,
+        { cwd: '/srv', env: {}, file: 'c.yaml' },
+      ),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'UWSGI_ERR_CONFIG_INVALID',
+        issues: [expect.objectContaining({ path: '/listeners/0/group' })],
+      }),
+    );
+  });
+});

@@ -50,7 +50,18 @@ export function checkListeners(
       key = `unix:${absolute}`;
     } else if (address.kind === 'fd') {
       key = `fd:${address.fd}`;
-    } else {
+    }
+    if (address.kind !== 'unix') {
+      for (const field of ['owner', 'group'] as const) {
+        if (listener[field] !== undefined) {
+          session.at(
+            `${path}/${field}`,
+            'applies to unix sockets only; remove it from this listener',
+          );
+        }
+      }
+    }
+    if (address.kind === 'tcp') {
       if (explicitModes.has(index)) {
         session.at(
           `${path}/mode`,
