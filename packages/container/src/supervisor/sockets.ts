@@ -102,12 +102,6 @@ export async function bindListener(
     );
   }
   if (target.kind === 'unix') return bindUnix(target, listener, key, createServerHandle);
-  if (listener.owner !== undefined || listener.group !== undefined) {
-    throw new ContainerError(
-      'UWSGI_ERR_LISTEN',
-      `cannot listen on ${display}: owner and group apply to unix sockets only`,
-    );
-  }
   const { address, family } = net.isIP(target.host)
     ? { address: target.host, family: net.isIP(target.host) }
     : await lookup(target.host);
