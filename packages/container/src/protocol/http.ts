@@ -29,8 +29,8 @@ export interface HttpListenerContext {
 /** A bound HTTP listener. */
 export interface HttpListening extends Listening {
   /**
-   * Graceful mode: responses from now on carry `Connection: close`, idle keep-alive sockets
-   * are closed. `close()` (stop accepting) is separate.
+   * Graceful mode: responses from now on carry `Connection: close`; a socket that stays idle for
+   * `DRAIN_IDLE_MS` is closed. `close()` (stop accepting) is separate and closes no socket.
    */
   drain(): void;
   /** Destroys every socket of this listener. */
@@ -39,6 +39,15 @@ export interface HttpListening extends Listening {
 
 /** Idle keep-alive time; Node's default, shorter than nginx's `keepalive_timeout` upstream. */
 const KEEP_ALIVE_TIMEOUT_MS = 5000;
+
+/**
+ * Once the listener drains, how long a keep-alive socket may stay idle before it is closed.
+ * Closing an idle keep-alive socket at once races with the client's next request on it: that
+ * request meets a reset (ECONNRESET at the client, RELIABILITY.md R6b). A client that sends
+ * within this time gets its answer with `Connection: close` instead, so only sockets nobody
+ * uses are cut.
+ */
+const DRAIN_IDLE_MS = 1000;
 
 /** How often Node checks `headersTimeout` / `requestTimeout` (its default is 30 s). */
 const CONNECTIONS_CHECKING_INTERVAL_MS = 1000;
@@ -61,6 +70,19 @@ export async function listenHttp(
   server.maxHeadersCount = limits.maxVars;
   let draining = false;
   let listener = '';
+  /** Set once the drain grace is over: from then on idle sockets may be closed. */
+  let idleMayClose = false;
+  let drainTimer: NodeJS.Timeout | undefined;
+  // Fix (R6b: ECONNRESET on reload): node:http's close() (Node >= 19) calls
+  // closeIdleConnections() before it stops listening, and drain() used to call it at once and
+  // again after every response. Node counts as idle a socket accepted a moment ago whose request
+  // is not read yet, and a keep-alive socket whose client is sending its next request right now:
+  // both were destroyed with that request unread, which the client saw as ECONNRESET (129 in
+  // 9 reloads at c16). Idle sockets are now closed by the drain rules only (drain()).
+  const closeIdleConnections = server.closeIdleConnections.bind(server);
+  server.closeIdleConnections = () => {
+    if (idleMayClose) closeIdleConnections();
+  };
 
   server.on('connection', (socket: Socket) => {
     if (ctx.onConnection !== undefined && !ctx.onConnection(socket)) socket.destroy();
@@ -68,11 +90,6 @@ export async function listenHttp(
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     res.strictContentLength = true;
     if (draining) res.shouldKeepAlive = false;
-    // A keep-alive response already under way when drain() was called leaves an idle socket
-    // behind: close it as soon as it is idle.
-    res.once('finish', () => {
-      if (draining) setImmediate(() => server.closeIdleConnections());
-    });
     if (!withinBodyLimit(req, res, limits.maxBodySize, log)) return;
     ctx.dispatch(req, res, {
       protocol: 'http',
@@ -87,10 +104,20 @@ export async function listenHttp(
     address: bound.address,
     close: () => bound.close(),
     drain() {
+      if (draining) return;
       draining = true;
-      server.closeIdleConnections();
+      // A keep-alive response under way now leaves its socket idle when it finishes: Node's
+      // keep-alive timer (armed at 'finish' from this value) closes it after DRAIN_IDLE_MS
+      // without a request. Sockets idle already are closed when the grace is over.
+      server.keepAliveTimeout = DRAIN_IDLE_MS;
+      drainTimer = setTimeout(() => {
+        idleMayClose = true;
+        server.closeIdleConnections();
+      }, DRAIN_IDLE_MS);
+      drainTimer.unref();
     },
     destroyAll() {
+      clearTimeout(drainTimer);
       server.closeAllConnections();
     },
   };
