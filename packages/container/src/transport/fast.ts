@@ -448,6 +448,16 @@ class FastSocket extends EventEmitter implements Connection {
     return this as unknown as Socket;
   }
 
+  /**
+   * The connection's file descriptor (-1 once destroyed): the harakiri watchdog writes its 504
+   * straight to it (dispatch.ts `describe()` reads `socket._handle.fd` on a net socket and
+   * `socket.fd` on this one). Without it every harakiri on a fast-transport uwsgi listener
+   * closed the connection unanswered (nginx: 502) instead of the documented 504.
+   */
+  get fd(): number {
+    return this.destroyed ? -1 : this.#handle.fd;
+  }
+
   // ---- Connection -------------------------------------------------------------------------
 
   start(sink: ReadSink): void {
