@@ -66,7 +66,12 @@ describe('http listener drain', () => {
   });
 
   it('closes a keep-alive socket left idle once the drain grace is over', async () => {
-    served = await serve((_req, res) => res.end('ok'), { protocol: 'http' });
+    served = await serve(
+      (_req, res) => {
+        res.end('ok');
+      },
+      { protocol: 'http' },
+    );
     const c = client(served.port);
     c.socket.write(REQUEST);
     await c.until(() => c.responses() === 1, 'the first response');
