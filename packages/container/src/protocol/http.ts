@@ -111,8 +111,13 @@ export async function listenHttp(
       // without a request. Sockets idle already are closed when the grace is over.
       server.keepAliveTimeout = DRAIN_IDLE_MS;
       drainTimer = setTimeout(() => {
-        idleMayClose = true;
-        server.closeIdleConnections();
+        // From the check phase: a request that arrived while the loop was stalled is read (poll
+        // phase) and its socket is busy before idle sockets are closed; from the timer itself
+        // it would be destroyed unread.
+        setImmediate(() => {
+          idleMayClose = true;
+          server.closeIdleConnections();
+        });
       }, DRAIN_IDLE_MS);
       drainTimer.unref();
     },
