@@ -90,7 +90,12 @@ export class Master {
       createLogger(config.log, {
         sharedOutput: true,
         bindings: { role: 'master' },
-        ...(options.stdout === undefined ? {} : { stdout: options.stdout }),
+        // `log.file` wins over the caller's stdout: the CLI always passes process.stdout, and
+        // createLogger prefers an explicit stream, so the master logged to stdout while its
+        // workers wrote the file (and SIGUSR1 had no file of the master's to reopen).
+        ...(options.stdout === undefined || config.log.file !== undefined
+          ? {}
+          : { stdout: options.stdout }),
       });
     this.#systemd = systemdSockets(options.env ?? process.env, process.pid);
   }
