@@ -3,7 +3,7 @@
  * shippers and the e2e tests read), pino-pretty for humans on a TTY. Library code never writes
  * to the console; everything goes through an injected `Logger`.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, writeSync } from 'node:fs';
 import { pino } from 'pino';
 import pretty from 'pino-pretty';
 
@@ -93,7 +93,10 @@ export function createLogger(log: LogConfig, options: CreateLoggerOptions = {}):
   if (isPretty) {
     return pino(base, pretty({ destination: stdout, sync: true, colorize: stdout.isTTY === true }));
   }
-  const writer = new LineWriter(stdout, options.sharedOutput === true ? PIPE_BUF : BATCH_BYTES);
+  const writer = new LineWriter(
+    stdout,
+    options.sharedOutput === true && isPipe(stdout) ? PIPE_BUF : BATCH_BYTES,
+  );
   const logger = pino(base, writer);
   writers.set(logger, { writer, level: log.level, bindings: options.bindings });
   return logger;
@@ -314,3 +317,19 @@ const BATCH_BYTES = 64 * 1024;
 
 /** Largest write(2) to a pipe that the kernel never splits (POSIX PIPE_BUF on Linux). */
 const PIPE_BUF = 4096;
+
+/**
+ * Whether `out` is a pipe or socket, where writes over PIPE_BUF from several processes can
+ * interleave. A regular file is not: one write(2) on a shared file description (an inherited
+ * stdout redirected to a file, or `log.file` opened O_APPEND) lands whole, so batches stay large.
+ */
+function isPipe(out: NodeJS.WritableStream): boolean {
+  const fd = (out as { fd?: unknown }).fd;
+  if (typeof fd !== 'number') return !(out instanceof LogFile);
+  try {
+    const st = fstatSync(fd);
+    return st.isFIFO() || st.isSocket();
+  } catch {
+    return true;
+  }
+}

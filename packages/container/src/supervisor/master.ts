@@ -510,14 +510,18 @@ function sumStats(all: StatsSnapshot[]): StatsSnapshot | undefined {
   return rest.reduce((acc, s) => addNumbers(acc, s) as StatsSnapshot, first);
 }
 
-/** Adds two snapshots field by field (numbers summed, objects recursed, arrays by index). */
-function addNumbers(a: unknown, b: unknown): unknown {
+/**
+ * Adds two snapshots field by field (counters summed, objects recursed, arrays by index);
+ * `startedAt` is a time, not a counter: the earliest wins.
+ */
+function addNumbers(a: unknown, b: unknown, key = ''): unknown {
+  if (key === 'startedAt' && typeof a === 'number' && typeof b === 'number') return Math.min(a, b);
   if (typeof a === 'number' && typeof b === 'number') return a + b;
   if (Array.isArray(a) && Array.isArray(b)) return a.map((v, i) => addNumbers(v, b[i]));
   if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) {
     const out: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(a)) {
-      out[key] = addNumbers(value, (b as Record<string, unknown>)[key]);
+      out[key] = addNumbers(value, (b as Record<string, unknown>)[key], key);
     }
     return out;
   }
