@@ -108,6 +108,8 @@ export interface Container {
   readonly listeners: readonly ListenerInfo[];
   /** Loaded mounts, after `start()` resolved; empty before. */
   readonly mounts: readonly MountInfo[];
+  /** The uwsgi transport serving (`fast`, `net`), after `start()`; undefined without uwsgi listeners. */
+  readonly transport: string | undefined;
   readonly logger: Logger;
   /** Live counters (requests, in flight, per mount, connections). */
   stats(): StatsSnapshot;
@@ -125,6 +127,7 @@ class ContainerImpl implements Container {
   readonly logger: Logger;
   listeners: readonly ListenerInfo[] = [];
   mounts: readonly MountInfo[] = [];
+  transport: string | undefined;
   readonly #config: ContainerConfig;
   readonly #options: ContainerOptions;
   readonly #stats: Stats;
@@ -251,6 +254,7 @@ class ContainerImpl implements Container {
     }
     checkAborted();
     this.listeners = Object.freeze(listeners);
+    this.transport = transport?.name;
     this.mounts = Object.freeze(
       config.mounts.map((mount, i) => ({
         path: mount.path,

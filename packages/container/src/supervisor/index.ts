@@ -75,6 +75,8 @@ export async function startSupervisor(
       mounts: config.mounts.map((m) => ({ path: m.path, app: m.app })),
       workers: master.workers().map((w) => w.pid),
       generation: master.generation,
+      // As the single-process run logged it (the e2e suites check the transport under test).
+      ...(master.transport === undefined ? {} : { transport: master.transport }),
     },
     'ready',
   );

@@ -81,6 +81,8 @@ export class Master {
   #recycling = false;
   readonly #recycleQueue: { worker: WorkerProcess; reason: ExitReason }[] = [];
   readonly #backoffs = new Map<number, Backoff>();
+  /** The uwsgi transport the workers report in `ready` (for the master's ready record). */
+  #transport: string | undefined;
 
   constructor(config: ContainerConfig, options: MasterOptions) {
     this.#config = config;
@@ -114,6 +116,11 @@ export class Master {
 
   get generation(): number {
     return this.#generationNumber;
+  }
+
+  /** The uwsgi transport the workers serve with (`fast`, `net`); undefined without uwsgi listeners. */
+  get transport(): string | undefined {
+    return this.#transport;
   }
 
   /** Every live worker: the serving generation and those draining. */
@@ -206,6 +213,9 @@ export class Master {
         return backoff;
       },
       events: {
+        onReady: (_worker, message) => {
+          if (message.transport !== undefined) this.#transport = message.transport;
+        },
         onExit: (worker, exit) => this.#onExit(worker, exit),
         onRecycle: (worker, reason) => this.#requestRecycle(worker, reason),
         onCrashed: (worker, error) => this.#onCrashed(worker, error),

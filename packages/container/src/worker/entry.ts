@@ -121,6 +121,8 @@ async function start(message: StartMessage): Promise<void> {
     type: 'ready',
     listeners: created.listeners,
     mounts: created.mounts.map((m) => ({ path: m.path, kind: m.kind })),
+    // The master's ready record names it, as the single-process run's did.
+    ...(created.transport === undefined ? {} : { transport: created.transport }),
   });
   setInterval(() => {
     const stats = created.stats();
