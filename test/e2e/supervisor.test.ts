@@ -83,13 +83,16 @@ describe(`supervisor: workers and reloads (transport ${TRANSPORT ?? 'default'})`
       { protocol: 'http', address: expect.stringMatching(/^127\.0\.0\.1:[1-9]\d*$/) },
     ]);
     expect(c.ready).toMatchObject({ role: 'master', pid: c.pid, generation: 1 });
+    // The transport the workers serve with (below), named in the master's ready record.
+    expect(['fast', 'net']).toContain(c.ready['transport']);
+    if (TRANSPORT && TRANSPORT !== 'auto') expect(c.ready['transport']).toBe(TRANSPORT);
     expect(c.firstWorkers).toHaveLength(2);
     expect(liveChildren(c.pid)).toEqual(c.firstWorkers);
     // Each worker serves the master's sockets (same addresses), with the transport asked for.
     for (const pid of c.firstWorkers) {
       const r = await c.waitForLog((x) => x.msg === 'worker serving' && x['pid'] === pid);
       expect(r['listeners']).toEqual(c.listeners);
-      if (TRANSPORT && TRANSPORT !== 'auto') expect(r['transport']).toBe(TRANSPORT);
+      expect(r['transport']).toBe(c.ready['transport']);
     }
 
     // Requests spread over both workers (the kernel hands each connection to one of them);
