@@ -106,7 +106,7 @@ describe(`supervisor: recycling and overload (transport ${TRANSPORT ?? 'default'
       expect(exit).toMatchObject({ code: 0, signal: null, reason: 'max-requests' });
     }
     const recycled = expectSerialRecycles(c.logs);
-    expect(recycled.slice(0, 2).sort((a, b) => a - b)).toEqual(first);
+    for (const pid of first) expect(recycled).toContain(pid);
     expect(
       c.records((r) => r.msg === 'recycling worker').every((r) => r['reason'] === 'max-requests'),
     ).toBe(true);
@@ -149,7 +149,6 @@ describe(`supervisor: recycling and overload (transport ${TRANSPORT ?? 'default'
     const recycled = expectSerialRecycles(c.logs);
     for (const pid of first) expect(recycled).toContain(pid);
     expect(fewest).toBeGreaterThanOrEqual(2);
-    expect(liveChildren(c.pid)).toHaveLength(2);
     expect(await c.stop()).toEqual({ code: 0, signal: null });
   });
 
