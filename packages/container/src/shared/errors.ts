@@ -19,6 +19,8 @@ export const CONTAINER_ERROR_CODES = [
   'UWSGI_ERR_LISTEN',
   /** The requested uwsgi transport cannot run on this Node build. */
   'UWSGI_ERR_TRANSPORT_UNAVAILABLE',
+  /** A transport was used against its contract (`Connection.start()` called twice): a bug. */
+  'UWSGI_ERR_TRANSPORT_MISUSE',
   /** Reserved (supervisor): a worker did not report ready in time. */
   'UWSGI_ERR_WORKER_START_TIMEOUT',
   /** Reserved (emperor): a watched directory cannot be read or watched. */

@@ -3,6 +3,7 @@
  * reference implementation of `Transport` and the fallback when `fast` is unavailable.
  */
 import { createServer, type Socket } from 'node:net';
+import { ContainerError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { listenServer } from './listen.ts';
 import type { Connection, Listening, ListenOptions, ReadSink, Transport } from './types.ts';
@@ -18,7 +19,9 @@ class NetConnection implements Connection {
   }
 
   start(sink: ReadSink): void {
-    if (this.#started) throw new Error('Connection.start() called twice');
+    if (this.#started) {
+      throw new ContainerError('UWSGI_ERR_TRANSPORT_MISUSE', 'Connection.start() called twice');
+    }
     this.#started = true;
     const socket = this.socket;
     socket.on('data', (chunk: Buffer) => sink.onData(chunk));
