@@ -16,7 +16,7 @@
 import { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import { decodePacket } from '@uwsgi-ts/codec';
-import { createFastTransport } from '../../packages/container/dist/transport/fast.js';
+import { createFastTransport } from '../../packages/container/dist/transport/fast/listen.js';
 import { createNetTransport } from '../../packages/container/dist/transport/net.js';
 
 const [mode, unixPath] = process.argv.slice(2);

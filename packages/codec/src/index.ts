@@ -63,7 +63,9 @@ export {
   type EncodeVarsOptions,
   encodeArray,
   encodeVars,
+  scanVars,
   type UwsgiVars,
   type VarsEncoding,
   type VarsInput,
+  type VarsVisitor,
 } from './vars.ts';

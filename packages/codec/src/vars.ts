@@ -118,7 +118,7 @@ function varError(
   return undefined;
 }
 
-/** Set by `scanVars`: some length field of the block holds a byte >= 0x80. */
+/** Set by `validateVars`: some length field of the block holds a byte >= 0x80. */
 let highLengthByte = false;
 
 /**
@@ -126,7 +126,7 @@ let highLengthByte = false;
  * first structural error, in block order. The checks live in `varError` so that the loop stays
  * small: it reads 4 bytes per var.
  */
-function scanVars(
+function validateVars(
   bytes: Uint8Array,
   start: number,
   end: number,
@@ -195,7 +195,7 @@ export function decodeVarsRange(
 ): Array<[string, string]> {
   if (start === end) return [];
   const shift = streamOffset - start;
-  const count = scanVars(bytes, start, end, maxVars, shift);
+  const count = validateVars(bytes, start, end, maxVars, shift);
   const whole = highLengthByte
     ? maskedText(bytes, start, end)
     : UTF8_LOOSE.decode(bytes.subarray(start, end));
@@ -275,6 +275,67 @@ export function decodeVars(
 ): Array<[string, string]> {
   const maxVars = checkLimit('maxVars', options.maxVars, DEFAULT_MAX_VARS);
   return decodeVarsRange(block, 0, block.length, maxVars, checkEncoding(options.encoding), 0);
+}
+
+/**
+ * Receives each var of a block from {@link scanVars} as byte ranges of the scanned array, in
+ * block order: the name is `bytes[keyStart, keyEnd)` (never empty), the value
+ * `bytes[valueStart, valueEnd)` (empty when the two are equal). Nothing is copied or decoded.
+ */
+export interface VarsVisitor {
+  /** Returns `false` to stop the scan after this var; any other value goes on. */
+  onVar(
+    bytes: Uint8Array,
+    keyStart: number,
+    keyEnd: number,
+    valueStart: number,
+    valueEnd: number,
+  ): boolean;
+}
+
+/**
+ * Walks the vars block `bytes[start, end)` without allocating: each var's name and value go to
+ * `visitor.onVar` as offsets into `bytes`, so a caller can look for a few vars by comparing bytes
+ * instead of decoding every string (`decodeVars` makes two strings per var). The structure is
+ * checked as `decodeVars` checks it (same rules, but no `maxVars` limit: count the vars if you
+ * need one), var by var: a malformed var is found only once the vars before it were visited, so
+ * act on what was seen only when the result is not -1.
+ *
+ * @returns the number of vars visited (the one whose `onVar` returned `false` included), or -1
+ *   when the scan met a malformed var: a zero-length key, a key or value overrunning `end`, or
+ *   1 to 4 bytes left where a var starts.
+ * @throws {UwsgiError} `UWSGI_ERR_ARG_INVALID` unless `start` and `end` are integers with
+ *   `0 <= start <= end <= bytes.length`.
+ */
+export function scanVars(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  visitor: VarsVisitor,
+): number {
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || start > end) {
+    throw argInvalid(`scanVars needs integers 0 <= start <= end, got ${start}, ${end}`);
+  }
+  if (end > bytes.length) {
+    throw argInvalid(`scanVars end ${end} is past the ${bytes.length} bytes given`);
+  }
+  let count = 0;
+  let p = start;
+  while (p < end) {
+    // A var needs at least 5 bytes: key length, a 1-byte key, value length.
+    if (end - p < 5) return -1;
+    const keyLength = bytes[p]! | (bytes[p + 1]! << 8);
+    const keyStart = p + 2;
+    const keyEnd = keyStart + keyLength;
+    if (keyLength === 0 || end - keyEnd < 2) return -1;
+    const valueStart = keyEnd + 2;
+    const valueEnd = valueStart + (bytes[keyEnd]! | (bytes[keyEnd + 1]! << 8));
+    if (valueEnd > end) return -1;
+    count++;
+    p = valueEnd;
+    if (visitor.onVar(bytes, keyStart, keyEnd, valueStart, valueEnd) === false) break;
+  }
+  return count;
 }
 
 function isIterable(value: object): value is Iterable<unknown> {

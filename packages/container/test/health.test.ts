@@ -10,7 +10,12 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/index.ts';
 import { type Container, createContainer } from '../src/container.ts';
-import { healthAnswer, healthAnswerRaw, healthPathBytes } from '../src/protocol/uwsgi.ts';
+import {
+  healthAnswer,
+  healthAnswerPacket,
+  healthAnswerRaw,
+  healthPathBytes,
+} from '../src/protocol/health.ts';
 import { tempDir } from './fixtures/apps/harness.ts';
 
 const HELLO = new URL('./fixtures/apps/hello.mjs', import.meta.url).pathname;
@@ -190,6 +195,30 @@ describe('health answer from the raw vars block', () => {
     expect(healthPathBytes('/\u5065')).toBeNull();
     expect(healthPathBytes('/healthz?')).toBeNull();
     expect(healthAnswerRaw(ok, 0, ok.length, null, 1000)).toBeUndefined();
+  });
+
+  it('reads a whole packet at the start of a first read, and leaves anything else to the decoder', () => {
+    const path = healthPathBytes('/healthz');
+    const limits = { bufferSize: 4096, maxVars: 1000 };
+    const packet = encodePacket(get('/healthz?probe=1'));
+    const answer = healthAnswerPacket(packet, path, limits);
+    expect(answer).toBeDefined();
+    expect(answer).toBe(healthAnswer(decodeVars(packet.subarray(4)), '/healthz'));
+    // Body bytes after the packet are not its business.
+    expect(healthAnswerPacket(Buffer.concat([packet, Buffer.from('xy')]), path, limits)).toBe(
+      answer,
+    );
+    // Not all there yet (the decoder waits for the rest), or not a request packet.
+    for (let cut = 0; cut < packet.length; cut++) {
+      expect(healthAnswerPacket(packet.subarray(0, cut), path, limits)).toBeUndefined();
+    }
+    const ping = encodePacket(get('/healthz'), { modifier1: 100 });
+    expect(healthAnswerPacket(ping, path, limits)).toBeUndefined();
+    const m30 = encodePacket(get('/healthz'), { modifier1: 30 });
+    expect(healthAnswerPacket(m30, path, limits)).toBe(answer);
+    // Over bufferSize or maxVars: the decoder refuses it and says why.
+    expect(healthAnswerPacket(packet, path, { ...limits, bufferSize: 10 })).toBeUndefined();
+    expect(healthAnswerPacket(packet, path, { ...limits, maxVars: 2 })).toBeUndefined();
   });
 });
 

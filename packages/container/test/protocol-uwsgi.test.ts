@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { NodeHandler } from '../src/app/types.ts';
-import { createFastTransport } from '../src/transport/fast.ts';
+import { createFastTransport } from '../src/transport/fast/listen.ts';
 import {
   exchange,
   packet,

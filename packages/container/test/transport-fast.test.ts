@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createFastTransport } from '../src/transport/fast.ts';
+import { createFastTransport } from '../src/transport/fast/listen.ts';
 import { createNetTransport } from '../src/transport/net.ts';
 import type {
   Connection,
@@ -471,6 +471,25 @@ describe.each(TRANSPORTS)('transport %s', (_name, transport) => {
       await served.shutdown();
       expect(served.closeCounts).toEqual([1]);
     });
+
+    it('refuses a second start() with UWSGI_ERR_TRANSPORT_STATE and keeps the first sink', async () => {
+      let second: unknown;
+      const served = await serve(transport, kind, (conn) => {
+        const sink = recordingSink(conn, () => conn.socket.end(sink.bytes()));
+        conn.start(sink);
+        try {
+          conn.start({ onData: () => {}, onEnd: () => {}, onError: () => {} });
+        } catch (err) {
+          second = err;
+        }
+      });
+      const client = served.connect();
+      const received = readAll(client);
+      client.end('once');
+      expect((await received).toString('latin1')).toBe('once');
+      expect(second).toMatchObject({ name: 'ContainerError', code: 'UWSGI_ERR_TRANSPORT_STATE' });
+      await served.shutdown();
+    });
   });
 });
 
@@ -608,7 +627,7 @@ describe('fast transport specifics', () => {
   it.skipIf(!stripsTypes)(
     'prints no deprecation warning under --pending-deprecation and loads under any flag',
     () => {
-      const module = fileURLToPath(new URL('../src/transport/fast.ts', import.meta.url));
+      const module = fileURLToPath(new URL('../src/transport/fast/listen.ts', import.meta.url));
       const script = `import { createFastTransport } from ${JSON.stringify(module)};
         const t = createFastTransport();
         if ('unavailable' in t) { console.log('unavailable', t.unavailable); process.exit(1); }

@@ -35,11 +35,9 @@ import { STATUS_CODES } from 'node:http';
 import {
   type DecoderHandler,
   encodePong,
-  HEADER_SIZE,
   MODIFIER1,
   PacketDecoder,
   type PacketHeader,
-  readHeader,
   UwsgiError,
   type UwsgiRequest,
   type UwsgiVars,
@@ -59,6 +57,7 @@ import { type DeadlineEntry, DeadlineQueue } from '../shared/deadlines.ts';
 import type { Logger } from '../shared/log.ts';
 import type { Stats } from '../shared/stats.ts';
 import type { Connection, ReadSink } from '../transport/types.ts';
+import { healthAnswer, healthAnswerPacket, healthPathBytes } from './health.ts';
 
 export interface UwsgiListenerContext {
   /** Listener display address, for logs and the access log. */
@@ -67,19 +66,9 @@ export interface UwsgiListenerContext {
   readonly log: Logger;
   readonly dispatch: Dispatch;
   readonly stats: Stats;
-  /** Config `health`: the path answered by {@link HEALTH_RESPONSE} here, before any http object. */
+  /** Config `health`: the path answered here (health.ts), before any http object. */
   readonly health?: string | undefined;
 }
-
-/**
- * The health answer, written as is (HEAD: head only). `no-store`, so no cache between the checker
- * and the container answers for it.
- */
-const HEALTH_HEAD =
-  'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n' +
-  'Cache-Control: no-store\r\nConnection: close\r\n\r\n';
-const HEALTH_RESPONSE = Buffer.from(`${HEALTH_HEAD}ok\n`, 'latin1');
-const HEALTH_HEAD_ONLY = Buffer.from(HEALTH_HEAD, 'latin1');
 
 /** A served connection, as the container tracks it for shutdown. */
 export interface ServedConnection {
@@ -275,24 +264,12 @@ class UwsgiExchange
 
   /**
    * The health path, answered from the packet's bytes when the first read holds the whole
-   * packet: no vars are decoded and no strings made (module comment of `healthAnswerRaw`).
+   * packet: no vars are decoded and no strings made (health.ts `healthAnswerPacket`).
    * False: not a health request, or not one this can tell from the bytes alone; the decoder
    * then takes the chunk as usual (and answers health requests through `healthAnswer`).
    */
   #answerHealth(chunk: Uint8Array): boolean {
-    if (chunk.length < HEADER_SIZE) return false;
-    const { modifier1, datasize } = readHeader(chunk);
-    if (modifier1 !== MODIFIER1.WSGI && modifier1 !== MODIFIER1.MANAGE_PATH_INFO) return false;
-    const end = HEADER_SIZE + datasize;
-    const limits = this.#ctx.limits;
-    if (datasize > limits.bufferSize || end > chunk.length) return false;
-    const answer = healthAnswerRaw(
-      chunk,
-      HEADER_SIZE,
-      end,
-      this.#shared.healthPath,
-      limits.maxVars,
-    );
+    const answer = healthAnswerPacket(chunk, this.#shared.healthPath, this.#ctx.limits);
     if (answer === undefined) return false;
     this.#clearTimer();
     this.#phase = 'done';
@@ -643,137 +620,6 @@ class UwsgiExchange
       listener: this.#ctx.listener,
     };
   }
-}
-
-/**
- * The health answer when `vars` ask for `path` with GET or HEAD and no body (CONTENT_LENGTH empty
- * or 0), else undefined (the request goes the ordinary way, so a POST there reaches the app).
- * The path is REQUEST_URI without its query, or PATH_INFO when the front end sent no REQUEST_URI.
- * Used when the packet arrived in pieces; a whole first read goes through `healthAnswerRaw`.
- */
-export function healthAnswer(vars: UwsgiVars, path: string): Buffer | undefined {
-  let method: string | undefined;
-  let uri: string | undefined;
-  let pathInfo: string | undefined;
-  for (const [name, value] of vars) {
-    if (name === 'REQUEST_METHOD') method = value;
-    else if (name === 'REQUEST_URI') uri = value;
-    else if (name === 'PATH_INFO') pathInfo = value;
-    else if (name === 'CONTENT_LENGTH' && value !== '' && value !== '0') return undefined;
-  }
-  if (method !== 'GET' && method !== 'HEAD') return undefined;
-  let target = uri ?? pathInfo;
-  if (target === undefined) return undefined;
-  const q = target.indexOf('?');
-  if (q !== -1) target = target.slice(0, q);
-  if (target !== path) return undefined;
-  return method === 'HEAD' ? HEALTH_HEAD_ONLY : HEALTH_RESPONSE;
-}
-
-/**
- * The health path as latin1 bytes, or null when no request can match it: a char above U+00FF
- * (vars are latin1) or a `?` (the target is cut at its first one; the config schema refuses
- * both anyway). Exported for tests.
- */
-export function healthPathBytes(path: string): Uint8Array | null {
-  for (let i = 0; i < path.length; i++) {
-    const c = path.charCodeAt(i);
-    if (c > 0xff || c === 0x3f) return null;
-  }
-  return Buffer.from(path, 'latin1');
-}
-
-/** `bytes[at, at + name.length)` equals the ASCII `name`. */
-function bytesAre(bytes: Uint8Array, at: number, name: string): boolean {
-  for (let i = 0; i < name.length; i++) {
-    if (bytes[at + i] !== name.charCodeAt(i)) return false;
-  }
-  return true;
-}
-
-/**
- * {@link healthAnswer} read straight from a vars block `bytes[start, end)`, with the same rules
- * (last REQUEST_METHOD / REQUEST_URI / PATH_INFO win; any CONTENT_LENGTH other than empty or `0`
- * means no), byte for byte: the vars are latin1, so a var equals the path exactly when its bytes
- * equal the path's latin1 bytes. Undefined when the block is not well formed or holds more than
- * `maxVars` vars, so that the decoder reports those as it would for any request. Exported for
- * tests (a property test holds it to `healthAnswer`).
- */
-export function healthAnswerRaw(
-  bytes: Uint8Array,
-  start: number,
-  end: number,
-  path: Uint8Array | null,
-  maxVars: number,
-): Buffer | undefined {
-  if (path === null) return undefined;
-  let method = -1;
-  let methodLength = 0;
-  let uri = -1;
-  let uriLength = 0;
-  let pathInfo = -1;
-  let pathInfoLength = 0;
-  let count = 0;
-  let p = start;
-  while (p < end) {
-    if (end - p < 2) return undefined;
-    const keyLength = (bytes[p] as number) | ((bytes[p + 1] as number) << 8);
-    const key = p + 2;
-    const keyEnd = key + keyLength;
-    if (keyLength === 0 || end - keyEnd < 2) return undefined;
-    const valueLength = (bytes[keyEnd] as number) | ((bytes[keyEnd + 1] as number) << 8);
-    const value = keyEnd + 2;
-    if (valueLength > end - value || ++count > maxVars) return undefined;
-    p = value + valueLength;
-    // A byte or two tells the candidates apart before the whole name is compared.
-    switch (keyLength) {
-      case 9:
-        if (bytes[key] === 0x50 && bytesAre(bytes, key, 'PATH_INFO')) {
-          pathInfo = value;
-          pathInfoLength = valueLength;
-        }
-        break;
-      case 11:
-        if (bytes[key + 2] === 0x51 && bytesAre(bytes, key, 'REQUEST_URI')) {
-          uri = value;
-          uriLength = valueLength;
-        }
-        break;
-      case 14:
-        if (bytes[key + 8] === 0x4d && bytesAre(bytes, key, 'REQUEST_METHOD')) {
-          method = value;
-          methodLength = valueLength;
-        } else if (
-          bytes[key] === 0x43 &&
-          bytesAre(bytes, key, 'CONTENT_LENGTH') &&
-          valueLength !== 0 &&
-          !(valueLength === 1 && bytes[value] === 0x30)
-        ) {
-          return undefined;
-        }
-        break;
-      default:
-        break;
-    }
-  }
-  let head: boolean;
-  if (methodLength === 3 && bytesAre(bytes, method, 'GET')) head = false;
-  else if (methodLength === 4 && bytesAre(bytes, method, 'HEAD')) head = true;
-  else return undefined;
-  let target = uri;
-  let targetLength = uriLength;
-  if (uri === -1) {
-    if (pathInfo === -1) return undefined;
-    target = pathInfo;
-    targetLength = pathInfoLength;
-  }
-  // The path is the target up to its first `?`; `path` holds none (healthPathBytes).
-  const n = path.length;
-  if (targetLength < n || (targetLength > n && bytes[target + n] !== 0x3f)) return undefined;
-  for (let i = 0; i < n; i++) {
-    if (bytes[target + i] !== path[i]) return undefined;
-  }
-  return head ? HEALTH_HEAD_ONLY : HEALTH_RESPONSE;
 }
 
 function codeOf(err: unknown): string | undefined {

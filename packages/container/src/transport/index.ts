@@ -8,7 +8,7 @@
 import type { TransportKind } from '../config/types.ts';
 import { ContainerError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
-import { createFastTransport } from './fast.ts';
+import { createFastTransport } from './fast/listen.ts';
 import { createNetTransport } from './net.ts';
 import type { Transport } from './types.ts';
 

@@ -3,7 +3,7 @@
  * above it (protocol/uwsgi.ts, bridge/, router/, app/). Two transports implement it:
  *
  * - `net`  (transport/net.ts): node:net servers and sockets, public API only.
- * - `fast` (transport/fast.ts): Node's stream handles directly, with a thin socket shim
+ * - `fast` (transport/fast/): Node's stream handles directly, with a thin socket shim
  *   (issue 4); falls back to `net` when feature detection fails.
  *
  * The protocol layer never imports a transport module: it receives `Connection` objects.
@@ -66,6 +66,7 @@ export interface Connection {
   /**
    * Starts delivering reads to `sink`. May call `sink.onData` synchronously (the fast transport
    * answers from the accept callback when the request has already arrived).
+   * @throws ContainerError `UWSGI_ERR_TRANSPORT_STATE` when called a second time.
    */
   start(sink: ReadSink): void;
   /** Stop reading (request-body back-pressure); `resume()` restarts it. */

@@ -1,301 +1,25 @@
 /**
- * The `fast` uwsgi transport (issue 4): Node's stream handles driven directly, without
- * `net.Socket` and the streams state machine on top of them.
- *
- * Why: nginx opens a new uwsgi connection for every request and never reuses it (BRIDGE.md,
- * "Per-connection cost"), so per-connection set-up decides throughput. A `net.Socket` costs
- * ~43 µs of CPU per request behind nginx; the same work on the handles `net` is built on costs
- * ~15 µs, level with uWSGI in C. What this module keeps from `net` is the listening part
- * (`net.Server` binds, resolves hosts, adopts inherited fds); from each accepted handle on it
- * reads into one reused buffer (a request body the sink keeps into buffers of its own), writes
- * with the handle's own write calls and closes without shutdown/EOF round trips.
- *
- * Every use of a Node internal is in this file and marked `INTERNAL:` with what it relies on.
- * `createFastTransport()` probes all of them at start-up and returns `{ unavailable }` when
- * anything differs, so the selector can fall back to the `net` transport. The internals are
- * stable across the Node 20, 22 and 24 lines (checked by the transport-fast tests on 20 and 24),
- * but nothing promises that: the probe is the safety net, the `net` transport the fallback.
+ * The `fast` transport's connection (listen.ts makes one per accepted handle): `FastSocket` is at
+ * once the `Connection` and the socket shim handed to `IncomingMessage`/`ServerResponse`. Reads
+ * land in one static buffer (or, for a body the sink keeps, in buffers of its own), writes go
+ * through the handle's own write calls, and `end()` closes the handle once libuv took every byte.
+ * Every Node internal used here is declared in `internals.ts`; each use is marked `INTERNAL:`.
  */
 import { EventEmitter } from 'node:events';
 import { readSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { getDefaultHighWaterMark } from 'node:stream';
-import { getSystemErrorMap, getSystemErrorName } from 'node:util';
-import { ContainerError } from '../shared/errors.ts';
-import type { Logger } from '../shared/log.ts';
-import { listenServer } from './listen.ts';
-import type { Connection, Listening, ListenOptions, ReadSink, Transport } from './types.ts';
-
-// ---------------------------------------------------------------------------------------------
-// Internal shapes (INTERNAL: src/stream_base.cc, src/stream_wrap.cc, src/pipe_wrap.cc,
-// src/tcp_wrap.cc, src/handle_wrap.cc of Node 20-24). Only the members used here are declared.
-// ---------------------------------------------------------------------------------------------
-
-/** A write request object: must be a `WriteWrap` instance (C++ attaches its state to it). */
-interface WriteReq {
-  /** Called by C++ when an asynchronous write finished: `(status, handle, error)`. */
-  oncomplete: (this: WriteReq, status: number) => void;
-  owner: FastSocket | null;
-  /** Whole request size, counted in `writableLength` until completion (like Writable). */
-  bytes: number;
-  /** Keeps written Buffers alive while libuv still points at them (C++ does not copy them). */
-  data: unknown;
-  /** User callbacks to run when this request completes, in write order. */
-  callbacks: WriteCallback[] | null;
-}
-
-type WriteCallback = (err?: Error | null) => void;
-
-/** `LibuvStreamWrap` (base of `Pipe` and `TCP`) plus the TCP-only members. */
-interface StreamHandle {
-  /** Called by C++ with `this` = handle; byte count or error in `streamBaseState`. With a user
-   * buffer, a Uint8Array returned from it is where the next read lands. */
-  onread:
-    | ((this: StreamHandle, arrayBuffer: ArrayBuffer | undefined) => Uint8Array | undefined)
-    | null;
-  readStart(): number;
-  readStop(): number;
-  /** Reads land in this buffer from offset 0 instead of a fresh ArrayBuffer per read. */
-  useUserBuffer(buffer: Uint8Array): void;
-  writeBuffer(req: WriteReq, data: Uint8Array): number;
-  writeLatin1String(req: WriteReq, data: string): number;
-  writeUtf8String(req: WriteReq, data: string): number;
-  writeAsciiString(req: WriteReq, data: string): number;
-  writeUcs2String(req: WriteReq, data: string): number;
-  /** `chunks` is Buffers only when `allBuffers`, else `[chunk, encoding, chunk, encoding...]`. */
-  writev(req: WriteReq, chunks: unknown[], allBuffers: boolean): number;
-  close(callback: () => void): void;
-  readonly fd: number;
-  getpeername?(out: AddressOut): number;
-  getsockname?(out: AddressOut): number;
-  setNoDelay?(enable: boolean): number;
-  setKeepAlive?(enable: boolean, delaySeconds: number): number;
-  [OWNER]?: FastSocket | undefined;
-}
-
-interface AddressOut {
-  address?: string;
-  port?: number;
-  family?: string;
-}
-
-/** The listening handle of a `net.Server` (`Pipe` or `TCP` in SERVER mode). */
-interface ServerHandle {
-  onconnection: (status: number, client: StreamHandle | undefined) => void;
-}
-
-interface Internals {
-  readonly WriteWrap: new () => WriteReq;
-  readonly state: Int32Array;
-  readonly kReadBytesOrError: number;
-  readonly kBytesWritten: number;
-  readonly kLastWriteWasAsync: number;
-  readonly handleClasses: ReadonlyArray<abstract new (...args: never[]) => unknown>;
-  readonly UV_EOF: number;
-  readonly UV_ECANCELED: number;
-}
-
-const OWNER = Symbol('uwsgi-ts.fast.owner');
-
-const HANDLE_METHODS = [
-  'readStart',
-  'readStop',
-  'useUserBuffer',
-  'writeBuffer',
-  'writeLatin1String',
-  'writeUtf8String',
-  'writeAsciiString',
-  'writeUcs2String',
-  'writev',
-  'close',
-] as const;
-
-let internals: Internals | undefined;
-let probeFailure: string | undefined;
-
-/**
- * Reads the internals once. INTERNAL: `process.binding()` still serves `stream_wrap`,
- * `pipe_wrap` and `tcp_wrap` on Node 20-24 (they are on its allow list, lib/internal/bootstrap/
- * realm.js) without a runtime warning; only `--pending-deprecation` turns it into a one-time
- * DEP0111 warning (lib/internal/bootstrap/node.js wraps it with `deprecate`). We set
- * `process.noDeprecation` for the duration of these three synchronous calls only, so users never
- * see a warning caused by the container; the cost is that a later `process.binding()` call in
- * user code under `--pending-deprecation` will not warn either (the wrapper warns once). With the
- * permission model (`--permission`) `process.binding` throws ERR_ACCESS_DENIED: reported as
- * unavailable. There is no other way to obtain `WriteWrap` and `streamBaseState`: `net` keeps
- * them in internal modules.
- */
-function probe(): Internals | string {
-  if (process.platform === 'win32') return 'stream handles on Windows are named pipes/IOCP';
-  const binding = (process as unknown as { binding?: (name: string) => unknown }).binding;
-  if (typeof binding !== 'function') return 'process.binding() is not available';
-  let streamWrap: Record<string, unknown>;
-  let pipeWrap: Record<string, unknown>;
-  let tcpWrap: Record<string, unknown>;
-  // `--no-deprecation` defines the property read-only (and already silences the warning).
-  let silenced = false;
-  if (process.noDeprecation !== true) {
-    try {
-      process.noDeprecation = true;
-      silenced = true;
-    } catch {
-      // Read-only and not true: nothing we may change; at worst one DEP0111 line is printed.
-    }
-  }
-  try {
-    streamWrap = binding.call(process, 'stream_wrap') as Record<string, unknown>;
-    pipeWrap = binding.call(process, 'pipe_wrap') as Record<string, unknown>;
-    tcpWrap = binding.call(process, 'tcp_wrap') as Record<string, unknown>;
-  } catch (err) {
-    return `process.binding() refused: ${(err as { code?: string }).code ?? String(err)}`;
-  } finally {
-    // Without the flag the property is absent: leave it so.
-    if (silenced) delete (process as { noDeprecation?: boolean }).noDeprecation;
-  }
-  const { WriteWrap, streamBaseState: state } = streamWrap;
-  if (typeof WriteWrap !== 'function') return 'stream_wrap.WriteWrap is missing';
-  if (!(state instanceof Int32Array)) return 'stream_wrap.streamBaseState is not an Int32Array';
-  const index = (name: string): number | string => {
-    const value = streamWrap[name];
-    return typeof value === 'number' &&
-      Number.isInteger(value) &&
-      value >= 0 &&
-      value < state.length
-      ? value
-      : `stream_wrap.${name} is missing or out of range`;
-  };
-  const kReadBytesOrError = index('kReadBytesOrError');
-  const kBytesWritten = index('kBytesWritten');
-  const kLastWriteWasAsync = index('kLastWriteWasAsync');
-  if (typeof kReadBytesOrError === 'string') return kReadBytesOrError;
-  if (typeof kBytesWritten === 'string') return kBytesWritten;
-  if (typeof kLastWriteWasAsync === 'string') return kLastWriteWasAsync;
-  const handleClasses: Array<abstract new (...args: never[]) => unknown> = [];
-  for (const [module, name] of [
-    [pipeWrap, 'Pipe'],
-    [tcpWrap, 'TCP'],
-  ] as const) {
-    const ctor = module[name];
-    if (typeof ctor !== 'function') return `${name} handle class is missing`;
-    const proto = (ctor as { prototype: Record<string, unknown> }).prototype;
-    for (const method of HANDLE_METHODS) {
-      if (typeof proto[method] !== 'function') return `${name}.prototype.${method} is missing`;
-    }
-    // `onread` is an accessor on LibuvStreamWrap.prototype that C++ reads on every read.
-    if (!('onread' in proto)) return `${name}.prototype.onread is missing`;
-    handleClasses.push(ctor as abstract new (...args: never[]) => unknown);
-  }
-  // libuv error numbers by name, through the public errno map (UV_EOF is -4095 on every platform
-  // libuv supports, but the map is the authority).
-  let UV_EOF: number | undefined;
-  let UV_ECANCELED: number | undefined;
-  for (const [errno, [name]] of getSystemErrorMap()) {
-    if (name === 'EOF') UV_EOF = errno;
-    else if (name === 'ECANCELED') UV_ECANCELED = errno;
-  }
-  if (UV_EOF === undefined || UV_ECANCELED === undefined) return 'UV_EOF/UV_ECANCELED unknown';
-  return {
-    WriteWrap: WriteWrap as new () => WriteReq,
-    state,
-    kReadBytesOrError,
-    kBytesWritten,
-    kLastWriteWasAsync,
-    handleClasses,
-    UV_EOF,
-    UV_ECANCELED,
-  };
-}
-
-/**
- * The fast transport, or why it cannot run here (the selector then uses `net` and logs the
- * reason once). Probing happens once per process; later calls return the same verdict.
- * Accept errors (EMFILE...) are logged on `log` when given, as the net transport does.
- */
-export function createFastTransport(log?: Logger): Transport | { unavailable: string } {
-  if (internals === undefined && probeFailure === undefined) {
-    const result = probe();
-    if (typeof result === 'string') probeFailure = result;
-    else internals = result;
-  }
-  if (internals === undefined) return { unavailable: probeFailure ?? 'probe failed' };
-  const bound = internals;
-  return {
-    name: 'fast',
-    listen: (options, onConnection) => listenFast(bound, options, onConnection, log),
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Listening
-// ---------------------------------------------------------------------------------------------
-
-async function listenFast(
-  ix: Internals,
-  options: ListenOptions,
-  onConnection: (conn: Connection) => void,
-  log: Logger | undefined,
-): Promise<Listening> {
-  // net.Server does the binding (listen.ts: stale unix sockets, mode, host resolution, inherited
-  // fds); we take over each accepted handle from there.
-  const server = createServer();
-  let hooked: ContainerError | undefined;
-  // Registered before listenServer's own 'listening' listener, so the hook is in place before
-  // anything else runs: net emits 'listening' on nextTick after setupListenHandle, before the
-  // event loop can poll the new socket for a connection.
-  server.once('listening', () => {
-    hooked = hookAccept(ix, server, onConnection, log);
-  });
-  const listening = await listenServer(server, options);
-  if (hooked !== undefined) {
-    await listening.close();
-    throw hooked;
-  }
-  return listening;
-}
-
-/**
- * INTERNAL: `net.Server#_handle` is the listening Pipe/TCP handle, and C++ calls its
- * `onconnection(status, clientHandle)` for every accepted connection (src/connection_wrap.cc).
- * `net` installs its own in setupListenHandle; we replace it. Returns an error when the handle
- * is not a real Pipe/TCP (a cluster round-robin worker gets a stand-in, and handle passing per
- * connection would cost more than this transport saves: BRIDGE.md).
- */
-function hookAccept(
-  ix: Internals,
-  server: Server,
-  onConnection: (conn: Connection) => void,
-  log: Logger | undefined,
-): ContainerError | undefined {
-  const handle = (server as unknown as { _handle?: ServerHandle | null })._handle;
-  const [Pipe, TCP] = ix.handleClasses;
-  const isTcp = TCP !== undefined && handle instanceof TCP;
-  if (
-    handle == null ||
-    typeof handle.onconnection !== 'function' ||
-    !(isTcp || (Pipe !== undefined && handle instanceof Pipe))
-  ) {
-    return new ContainerError(
-      'UWSGI_ERR_TRANSPORT_UNAVAILABLE',
-      'the fast transport needs a Pipe or TCP listening handle (not a cluster round-robin worker); use transport: net',
-    );
-  }
-  handle.onconnection = (status, client) => {
-    if (status !== 0 || client === undefined) {
-      // Accept errors (EMFILE, ENFILE...): libuv sheds the connection with its spare fd and keeps
-      // accepting, as with the net transport.
-      log?.warn({ code: getSystemErrorName(status) }, 'accept failed');
-      return;
-    }
-    const conn = new FastSocket(ix, client, isTcp);
-    try {
-      onConnection(conn);
-    } catch (err) {
-      conn.destroy();
-      throw err;
-    }
-  };
-  return undefined;
-}
+import { getSystemErrorName } from 'node:util';
+import { ContainerError } from '../../shared/errors.ts';
+import type { Connection, ReadSink } from '../types.ts';
+import {
+  type AddressOut,
+  type Internals,
+  OWNER,
+  type StreamHandle,
+  type WriteCallback,
+  type WriteReq,
+} from './internals.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Reads: one static buffer for every connection of the process
@@ -379,7 +103,7 @@ const MERGE_BODY_MAX = 4096;
  * 'timeout', 'error' (only when someone listens: a lost peer must not crash the process) and
  * 'close' exactly once, from the handle's close callback.
  */
-class FastSocket extends EventEmitter implements Connection {
+export class FastSocket extends EventEmitter implements Connection {
   /** False only while a chunk of a kept buffer is delivered (`keepReads`). */
   transientReads = true;
   /** Set by `ServerResponse#assignSocket`. */
@@ -461,7 +185,9 @@ class FastSocket extends EventEmitter implements Connection {
   // ---- Connection -------------------------------------------------------------------------
 
   start(sink: ReadSink): void {
-    if (this.#sink !== null) throw new Error('Connection.start() called twice');
+    if (this.#sink !== null) {
+      throw new ContainerError('UWSGI_ERR_TRANSPORT_STATE', 'Connection.start() called twice');
+    }
     this.#sink = sink;
     if (this.destroyed) return;
     const handle = this.#handle;
