@@ -24,7 +24,6 @@ import * as net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import type { MountConfig } from '../config/types.ts';
 import { ContainerError } from '../shared/errors.ts';
-import { createFetchListener } from './fetch.ts';
 import type { FetchHandler, LoadedApp, NodeHandler } from './types.ts';
 
 export interface LoadAppOptions {
@@ -90,6 +89,9 @@ export async function loadApp(
       ...(options.fetchBaseUrl === undefined ? {} : { baseUrl: options.fetchBaseUrl }),
       ...(options.onFetchError === undefined ? {} : { onError: options.onFetchError }),
     };
+    // Loaded on first use: @hono/node-server costs 60-100 ms of a worker's boot, and most
+    // containers mount no fetch app.
+    const { createFetchListener } = await import('./fetch.ts');
     return {
       handler: createFetchListener(found.fetch, listenerOptions),
       kind: 'fetch',

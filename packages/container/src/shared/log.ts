@@ -4,8 +4,8 @@
  * to the console; everything goes through an injected `Logger`.
  */
 import { closeSync, fstatSync, openSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { pino } from 'pino';
-import pretty from 'pino-pretty';
 
 /** The `log:` section of the config (re-exported by `config/types.ts`). */
 export interface LogConfig {
@@ -91,6 +91,9 @@ export function createLogger(log: LogConfig, options: CreateLoggerOptions = {}):
   const isPretty = log.format === 'pretty' || (log.format === 'auto' && stdout.isTTY === true);
   const base = { level: log.level, base: { pid: process.pid, ...options.bindings } };
   if (isPretty) {
+    // Required on first use: pino-pretty costs 80-110 ms of a worker's boot, and JSON is the
+    // format of every non-TTY output (workers, services, tests).
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
     return pino(base, pretty({ destination: stdout, sync: true, colorize: stdout.isTTY === true }));
   }
   const writer = new LineWriter(

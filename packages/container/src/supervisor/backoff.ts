@@ -1,25 +1,30 @@
 /**
  * Respawn backoff of one worker slot (pure: the caller owns the clock and the timer).
  *
- * The first death of a ready worker after a stable run is respawned at once (an operator's
- * kill, one crash: the slot should serve again as fast as possible). Deaths that follow within `resetAfterMs` of the
- * previous spawn are a crash loop: 0.5 s, then doubling, capped at 30 s. A worker that stayed up
- * `resetAfterMs` resets the count.
+ * A worker that was serving (ready for at least `minServingMs`) and then died is respawned at
+ * once, however often it happens (an operator's kill, a crash in one request: the slot should
+ * serve again as soon as possible, RELIABILITY.md R7). A quick death (before ready, or within
+ * `minServingMs` of it: a crash loop, R8) waits: 0.5 s, then doubling, capped at 30 s. A worker
+ * that stayed up `resetAfterMs` resets the count.
  */
 export interface BackoffOptions {
   readonly firstMs?: number;
   readonly maxMs?: number;
   readonly resetAfterMs?: number;
+  readonly minServingMs?: number;
 }
 
 export const BACKOFF_FIRST_MS = 500;
 export const BACKOFF_MAX_MS = 30_000;
 export const BACKOFF_RESET_MS = 30_000;
+/** Ready this long = it was serving, not looping (uWSGI's forkbomb check uses 1 s too). */
+export const BACKOFF_MIN_SERVING_MS = 1000;
 
 export class Backoff {
   readonly #firstMs: number;
   readonly #maxMs: number;
   readonly #resetAfterMs: number;
+  readonly #minServingMs: number;
   /** Deaths in the current run of quick deaths. */
   #failures = 0;
 
@@ -27,18 +32,18 @@ export class Backoff {
     this.#firstMs = options.firstMs ?? BACKOFF_FIRST_MS;
     this.#maxMs = options.maxMs ?? BACKOFF_MAX_MS;
     this.#resetAfterMs = options.resetAfterMs ?? BACKOFF_RESET_MS;
+    this.#minServingMs = options.minServingMs ?? BACKOFF_MIN_SERVING_MS;
   }
 
   /**
-   * Delay before respawning a worker that lived `uptimeMs` and then died; one that died before
-   * it was ever ready (a boot crash) is not respawned at once.
+   * Delay before respawning a worker that lived `uptimeMs` in all and was ready for
+   * `servingMs` of it (undefined: it never became ready).
    */
-  next(uptimeMs: number, wasReady = true): number {
+  next(uptimeMs: number, servingMs: number | undefined): number {
     if (uptimeMs >= this.#resetAfterMs) this.#failures = 0;
+    if (servingMs !== undefined && servingMs >= this.#minServingMs) return 0;
     this.#failures++;
-    if (!wasReady && this.#failures === 1) this.#failures++;
-    if (this.#failures === 1) return 0;
-    return Math.min(this.#maxMs, this.#firstMs * 2 ** (this.#failures - 2));
+    return Math.min(this.#maxMs, this.#firstMs * 2 ** (this.#failures - 1));
   }
 
   /** Quick deaths so far (0 after a stable run). */

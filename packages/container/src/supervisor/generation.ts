@@ -119,8 +119,9 @@ export class Generation {
 
   #respawnLater(slot: Slot, dead: WorkerProcess): void {
     if (slot.respawn !== undefined) return;
-    const uptime = Date.now() - dead.spawnedAt;
-    const delayMs = this.#ctx.backoff(slot.index).next(uptime, dead.readyAt !== undefined);
+    const now = Date.now();
+    const serving = dead.readyAt === undefined ? undefined : now - dead.readyAt;
+    const delayMs = this.#ctx.backoff(slot.index).next(now - dead.spawnedAt, serving);
     if (delayMs > 0) {
       this.#ctx.log.warn(
         {

@@ -19,6 +19,8 @@ import {
 
 /** How often the main thread tells the master it is alive (and its counters). */
 const HEARTBEAT_MS = 1000;
+/** The master, as forked: a later ppid is init or a subreaper (the master is gone). */
+const MASTER_PID = process.ppid;
 /** Grace for in-flight requests when the master is gone. */
 const ORPHAN_GRACE_MS = 1000;
 
@@ -68,23 +70,6 @@ async function start(message: StartMessage): Promise<void> {
   startMessage = message;
   const { config } = message;
   logger = createLogger(config.log, { sharedOutput: true, bindings: { worker: message.workerId } });
-  const beats = new SharedArrayBuffer(4);
-  const watchdogData: WatchdogData = {
-    beats,
-    harakiriMs: config.limits.harakiriMs,
-    masterPid: process.ppid,
-    reportFd: REPORT_FD,
-  };
-  const watchdog = new Worker(new URL('./watchdog.js', import.meta.url), {
-    workerData: watchdogData,
-    // Its own small heap; it never touches the main thread's objects.
-    resourceLimits: { maxOldGenerationSizeMb: 16 },
-  });
-  watchdog.unref();
-  watchdog.on('error', (err) => logger?.error({ err }, 'watchdog failed'));
-  const counter = new Int32Array(beats);
-  setInterval(() => Atomics.add(counter, 0, 1), BEAT_MS).unref();
-
   let served = 0;
   const maxRequests = message.maxRequests;
   let recycleAsked = false;
@@ -117,6 +102,9 @@ async function start(message: StartMessage): Promise<void> {
     stop(0, 1);
     return;
   }
+  // After the apps loaded: its thread's boot (~80 ms of CPU) does not delay readiness. Until
+  // then a blocked boot is the master's readyTimeoutMs, and an orphaned one the IPC disconnect.
+  startWatchdog(config.limits.harakiriMs);
   send({
     type: 'ready',
     listeners: created.listeners,
@@ -128,6 +116,26 @@ async function start(message: StartMessage): Promise<void> {
     const stats = created.stats();
     send({ type: 'heartbeat', requests: stats.requests, inFlight: stats.inFlight });
   }, HEARTBEAT_MS).unref();
+}
+
+/** The watchdog thread (worker/watchdog.ts): harakiri and the orphan guard. */
+function startWatchdog(harakiriMs: number): void {
+  const beats = new SharedArrayBuffer(4);
+  const watchdogData: WatchdogData = {
+    beats,
+    harakiriMs,
+    masterPid: MASTER_PID,
+    reportFd: REPORT_FD,
+  };
+  const watchdog = new Worker(new URL('./watchdog.js', import.meta.url), {
+    workerData: watchdogData,
+    // Its own small heap; it never touches the main thread's objects.
+    resourceLimits: { maxOldGenerationSizeMb: 16 },
+  });
+  watchdog.unref();
+  watchdog.on('error', (err) => logger?.error({ err }, 'watchdog failed'));
+  const counter = new Int32Array(beats);
+  setInterval(() => Atomics.add(counter, 0, 1), BEAT_MS).unref();
 }
 
 function onMessage(raw: unknown): void {
