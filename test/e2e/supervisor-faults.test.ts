@@ -8,6 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { LogRecord } from '../utils/cli.ts';
 import { TRANSPORT } from '../utils/config.ts';
@@ -119,10 +120,16 @@ describe(`supervisor: faults (transport ${TRANSPORT ?? 'default'})`, () => {
     const c = await suite.start(config);
     const unix = c.target('uwsgi', 'unix');
     const [victim, survivor] = c.firstWorkers as [number, number];
-    const slot = (await c.waitForLog((r) => r.msg === 'worker ready' && r['workerPid'] === victim))[
-      'worker'
-    ] as number;
+    const victimReady = await c.waitForLog(
+      (r) => r.msg === 'worker ready' && r['workerPid'] === victim,
+    );
+    const slot = victimReady['worker'] as number;
     const inSlot = (r: LogRecord) => r['worker'] === slot;
+    // A worker that was serving for 1 s is replaced at once, a quicker death backs off
+    // (docs/supervisor.md "Worker death"): let the victim pass that mark, so the sequence below
+    // does not depend on how fast this test got here.
+    const serving = (victimReady['time'] as number) + 1200 - Date.now();
+    if (serving > 0) await delay(serving);
 
     // From now on every new worker exits at import.
     await writeFile(marker, '');
