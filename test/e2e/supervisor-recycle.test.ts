@@ -152,7 +152,7 @@ describe(`supervisor: recycling and overload (transport ${TRANSPORT ?? 'default'
     expect(await c.stop()).toEqual({ code: 0, signal: null });
   });
 
-  it('evilReloadOnRssMb: SIGKILL within 1 s of crossing the hard limit, the other worker untouched', async () => {
+  it('evilReloadOnRssMb: SIGKILL within ~1 s of crossing the hard limit, the other worker untouched', async () => {
     const config = await writeSupervisorConfig(suite.dir(), {
       workers: 2,
       limits: { evilReloadOnRssMb: 150 },
