@@ -254,7 +254,7 @@ export const configSchema = {
         reloadOnRssMb: {
           title: 'RSS soft limit (MiB)',
           description:
-            'A worker whose resident memory exceeds this is replaced gracefully (new worker first, then the old one drains). Sampled every second. 0 turns it off (uWSGI reload-on-rss).',
+            'A worker whose resident memory exceeds this is replaced gracefully (new worker first, then the old one drains). Sampled every 250 ms. 0 turns it off (uWSGI reload-on-rss).',
           type: 'integer',
           minimum: 0,
           maximum: 1048576,
@@ -263,7 +263,7 @@ export const configSchema = {
         evilReloadOnRssMb: {
           title: 'RSS hard limit (MiB)',
           description:
-            'A worker whose resident memory exceeds this is killed (SIGKILL) at once and replaced. Sampled every 500 ms. 0 turns it off (uWSGI evil-reload-on-rss).',
+            'A worker whose resident memory exceeds this is killed (SIGKILL) at once and replaced. Sampled every 250 ms. 0 turns it off (uWSGI evil-reload-on-rss).',
           type: 'integer',
           minimum: 0,
           maximum: 1048576,

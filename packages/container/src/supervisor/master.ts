@@ -53,8 +53,11 @@ export interface MasterStats {
   }[];
 }
 
-/** How often the master samples RSS, lifetimes and heartbeats. */
-const TICK_MS = 500;
+/**
+ * How often the master samples RSS, lifetimes and heartbeats: a worker over
+ * `evilReloadOnRssMb` is killed within this (plus its exit) of crossing it.
+ */
+const TICK_MS = 250;
 /** A worker whose heartbeat stops this long past harakiriMs is killed by the master. */
 const HEARTBEAT_MARGIN_MS = 2000;
 

@@ -22,7 +22,7 @@ const HEARTBEAT_MS = 1000;
 /** The master, as forked: a later ppid is init or a subreaper (the master is gone). */
 const MASTER_PID = process.ppid;
 /** Grace for in-flight requests when the master is gone. */
-const ORPHAN_GRACE_MS = 1000;
+const ORPHAN_GRACE_MS = 800;
 
 type StartMessage = Extract<MasterMessage, { type: 'start' }>;
 

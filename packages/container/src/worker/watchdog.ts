@@ -42,10 +42,10 @@ let fired = false;
 let orphanSince = 0;
 /**
  * An orphaned worker gets this long to stop gracefully (worker/entry.ts gives in-flight requests
- * 1 s) before the watchdog kills it: 0 orphans within 2 s of the master's death.
+ * 800 ms) before the watchdog kills it: 0 orphans within 2 s of the master's death.
  */
-const ORPHAN_KILL_MS = 1500;
-const pollMs = data.harakiriMs > 0 ? Math.min(50, Math.max(10, data.harakiriMs / 20)) : 250;
+const ORPHAN_KILL_MS = 1200;
+const pollMs = data.harakiriMs > 0 ? Math.min(50, Math.max(10, data.harakiriMs / 20)) : 100;
 
 setInterval(() => {
   const now = Date.now();
