@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { assertBuilt, type LogRecord } from '../utils/cli.ts';
 import { HAS_NGINX } from '../utils/nginx.ts';
 import { every, round, settle, summary } from './faults.ts';
-import { quantile, startDriver } from './load.ts';
+import { latencyQuantileMs, quantile, startDriver } from './load.ts';
 import { zombiesUnder } from './proc.ts';
 import { liveWorkers, type Stack, startStack } from './stack.ts';
 
@@ -172,12 +172,7 @@ describe.skipIf(!HAS_NGINX)('R7 worker SIGKILL under load (2 workers)', () => {
         kill_ready_max_ms: Math.max(...killToReady),
         backoff_ms: respawns.map((r) => r.backoff).join('/'),
         notice_max_ms: round(Math.max(...notice)),
-        p99_ms: round(
-          quantile(
-            answered.map((r) => r.t1 - r.t0),
-            0.99,
-          ),
-        ),
+        p99_ms: round(latencyQuantileMs(answered, 0.99)),
         zombies,
         fd_delta: fdDelta,
       },

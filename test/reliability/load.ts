@@ -68,6 +68,15 @@ export const socketErrors = (r: WrkResult): number => r.connect + r.read + r.wri
 export const non2xx = (statuses: Readonly<Record<string, number>>): number =>
   Object.entries(statuses).reduce((n, [code, count]) => (/^2\d\d$/.test(code) ? n : n + count), 0);
 export const rps = (r: WrkResult): number => r.requests / (r.durationUs / 1e6);
+/** wrk sent requests, and every one was answered 2xx without a socket error. */
+export const wrkClean = (r: WrkResult): boolean =>
+  r.requests > 0 && non2xx(r.statuses) === 0 && socketErrors(r) === 0;
+/** A wrk run's `M`, `non2xx` and `sockerr` fields of a summary line. */
+export const wrkFields = (r: WrkResult) => ({
+  M: r.requests,
+  non2xx: non2xx(r.statuses),
+  sockerr: socketErrors(r),
+});
 
 export interface WrkOptions {
   readonly url: string;
@@ -253,6 +262,13 @@ export function startDriver(options: DriverOptions): Driver {
     },
   };
 }
+
+/** The `q`-quantile (0..1) of the latencies (`t1 - t0`, ms) of `records`. */
+export const latencyQuantileMs = (records: readonly RequestRecord[], q: number): number =>
+  quantile(
+    records.map((r) => r.t1 - r.t0),
+    q,
+  );
 
 /** The `q`-quantile (0..1) of `values` (nearest rank); 0 for none. */
 export function quantile(values: readonly number[], q: number): number {

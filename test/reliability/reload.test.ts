@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { assertBuilt, type LogRecord, runCli } from '../utils/cli.ts';
 import { HAS_NGINX } from '../utils/nginx.ts';
 import {
+  type DrainReport,
   drainReport,
   every,
   nextOutcome,
@@ -18,7 +19,19 @@ import {
   sighup,
   summary,
 } from './faults.ts';
-import { HAS_WRK, non2xx, quantile, rps, socketErrors, startDriver, startWrk } from './load.ts';
+import {
+  HAS_WRK,
+  latencyQuantileMs,
+  non2xx,
+  rps,
+  socketErrors,
+  startDriver,
+  startWrk,
+  type Wrk,
+  type WrkResult,
+  wrkClean,
+  wrkFields,
+} from './load.ts';
 import { zombiesUnder } from './proc.ts';
 import { liveWorkers, type Stack, type StackOptions, startStack } from './stack.ts';
 
@@ -50,13 +63,72 @@ async function withStack<T>(
   return { result, problems: await s.teardown() };
 }
 
+/** The state at the end of a reload test's load: drain, fds, zombies, live set. */
+interface End {
+  readonly drain: DrainReport;
+  readonly fdDelta: number;
+  readonly zombies: number;
+  readonly live: number;
+}
+
 /** End-of-load checks shared by the reload tests: drain, live set, zombies, fds. */
-async function afterLoad(s: Stack) {
+async function afterLoad(s: Stack): Promise<End> {
   await settle(s, 2);
   const drain = drainReport(s, MERCY_MS);
   const fdDelta = await s.fdDelta();
   const zombies = zombiesUnder(s.masterPid).length;
   return { drain, fdDelta, zombies, live: liveWorkers(s.masterPid).length };
+}
+
+/** The end state and the stack's teardown (`problems`) are clean. */
+const endClean = (end: End, problems: readonly string[]): boolean =>
+  end.drain.problems.length === 0 &&
+  end.fdDelta <= 0 &&
+  end.zombies === 0 &&
+  end.live === 2 &&
+  problems.length === 0;
+
+/** The end state's fields of a summary line. */
+const endFields = (end: End) => ({
+  drain_max_ms: end.drain.maxMs,
+  fd_delta: end.fdDelta,
+  zombies: end.zombies,
+});
+
+/** Asserts what `endClean` checks. */
+function expectCleanEnd(end: End, problems: readonly string[]): void {
+  expect(problems).toEqual([]);
+  expect(end.drain.problems).toEqual([]);
+  expect(end.fdDelta).toBeLessThanOrEqual(0);
+  expect(end.zombies).toBe(0);
+  expect(end.live).toBe(2);
+}
+
+/** Asserts what `wrkClean` checks: every answer a 200, no socket error. */
+function expectWrkClean(wrk: WrkResult): void {
+  expect(wrk.statuses).toEqual({ '200': wrk.requests });
+  expect(socketErrors(wrk), JSON.stringify(wrk)).toBe(0);
+}
+
+/** `wrk -c32` on nginx's `path` for `seconds`; the stack's teardown stops it if a test throws. */
+function nginxWrk(s: Stack, path: string, seconds: number): Wrk {
+  const wrk = startWrk({
+    url: `${s.nginxOrigin}${path}`,
+    connections: 32,
+    seconds,
+    dir: s.dir,
+    pids: s.pids,
+  });
+  s.defer(() => wrk.stop());
+  return wrk;
+}
+
+/** `RELOADS` SIGHUPs `RELOAD_EVERY_MS` apart, then the tail of load; the count that reloaded. */
+async function sighupReloads(s: Stack): Promise<number> {
+  const seen = new Set<LogRecord>();
+  const reloads = await every(RELOAD_EVERY_MS, RELOADS, () => sighup(s, seen));
+  await delay(TAIL_MS);
+  return reloads.filter((r) => r.ok).length;
 }
 
 /** The version and worker of one answer through nginx. */
@@ -75,82 +147,42 @@ describe.skipIf(!HAS_NGINX || !HAS_WRK)('R6 graceful reload under load (2 worker
     const { result, problems } = await withStack(
       { label: 'r6a', reloadMercyMs: MERCY_MS },
       async (s) => {
-        const seen = new Set<LogRecord>();
-        const wrk = startWrk({
-          url: `${s.nginxOrigin}/sleep`,
-          connections: 32,
-          seconds: 120,
-          dir: s.dir,
-          pids: s.pids,
-        });
-        s.defer(() => wrk.stop());
-        const reloads = await every(RELOAD_EVERY_MS, RELOADS, () => sighup(s, seen));
-        await delay(TAIL_MS);
-        return { wrk: await wrk.stop(), reloads, ...(await afterLoad(s)) };
+        const wrk = nginxWrk(s, '/sleep', 120);
+        const reloaded = await sighupReloads(s);
+        return { wrk: await wrk.stop(), reloaded, end: await afterLoad(s) };
       },
     );
-    const { wrk, reloads, drain, fdDelta, zombies, live } = result;
-    const reloaded = reloads.filter((r) => r.ok).length;
-    const pass =
-      wrk.requests > 0 &&
-      non2xx(wrk.statuses) === 0 &&
-      socketErrors(wrk) === 0 &&
-      reloaded === RELOADS &&
-      drain.problems.length === 0 &&
-      fdDelta <= 0 &&
-      zombies === 0 &&
-      live === 2 &&
-      problems.length === 0;
+    const { wrk, reloaded, end } = result;
+    const pass = wrkClean(wrk) && reloaded === RELOADS && endClean(end, problems);
     summary(
       'R6a',
       'reload-under-load',
       {
-        M: wrk.requests,
-        non2xx: non2xx(wrk.statuses),
-        sockerr: socketErrors(wrk),
+        ...wrkFields(wrk),
         reloads: reloaded,
         p99_ms: round(wrk.p99Us / 1000),
         max_ms: round(wrk.maxUs / 1000),
-        drain_max_ms: drain.maxMs,
-        fd_delta: fdDelta,
-        zombies,
+        ...endFields(end),
       },
       pass,
     );
-    expect(problems).toEqual([]);
-    expect(drain.problems).toEqual([]);
-    expect(wrk.statuses).toEqual({ '200': wrk.requests });
-    expect(socketErrors(wrk), JSON.stringify(wrk)).toBe(0);
+    expectCleanEnd(end, problems);
+    expectWrkClean(wrk);
     expect(reloaded).toBe(RELOADS);
-    expect(fdDelta).toBeLessThanOrEqual(0);
-    expect(zombies).toBe(0);
-    expect(live).toBe(2);
   });
 
   it("R6a': nginx, instant handler, SIGHUP every 3 s vs a no-reload window", async () => {
     const { result, problems } = await withStack(
       { label: 'r6a2', reloadMercyMs: MERCY_MS },
       async (s) => {
-        const seen = new Set<LogRecord>();
-        const wrk = (seconds: number) =>
-          startWrk({
-            url: `${s.nginxOrigin}/instant`,
-            connections: 32,
-            seconds,
-            dir: s.dir,
-            pids: s.pids,
-          });
-        await wrk(2).result; // warm-up (JIT, nginx), not counted
-        const quiet = await wrk(10).result;
-        const busy = wrk(120);
-        s.defer(() => busy.stop());
-        const reloads = await every(RELOAD_EVERY_MS, RELOADS, () => sighup(s, seen));
-        await delay(TAIL_MS);
-        return { quiet, busy: await busy.stop(), reloads, ...(await afterLoad(s)) };
+        await nginxWrk(s, '/instant', 2).result; // warm-up (JIT, nginx), not counted
+        const quiet = await nginxWrk(s, '/instant', 10).result;
+        const busy = nginxWrk(s, '/instant', 120);
+        const reloaded = await sighupReloads(s);
+        return { quiet, busy: await busy.stop(), reloaded, end: await afterLoad(s) };
       },
     );
-    const { quiet, busy, reloads, drain, fdDelta, zombies, live } = result;
-    const reloaded = reloads.filter((r) => r.ok).length;
+    const { quiet, busy, reloaded, end } = result;
     const errors = non2xx(quiet.statuses) + non2xx(busy.statuses);
     const sockerr = socketErrors(quiet) + socketErrors(busy);
     const pass =
@@ -158,11 +190,7 @@ describe.skipIf(!HAS_NGINX || !HAS_WRK)('R6 graceful reload under load (2 worker
       errors === 0 &&
       sockerr === 0 &&
       reloaded === RELOADS &&
-      drain.problems.length === 0 &&
-      fdDelta <= 0 &&
-      zombies === 0 &&
-      live === 2 &&
-      problems.length === 0;
+      endClean(end, problems);
     // Throughput and latency are logged, not asserted (section 4: compare within a run only).
     summary(
       "R6a'",
@@ -177,28 +205,21 @@ describe.skipIf(!HAS_NGINX || !HAS_WRK)('R6 graceful reload under load (2 worker
         p99_ms_reload: round(busy.p99Us / 1000, 1),
         p99_ms_quiet: round(quiet.p99Us / 1000, 1),
         max_ms_reload: round(busy.maxUs / 1000, 1),
-        drain_max_ms: drain.maxMs,
-        fd_delta: fdDelta,
-        zombies,
+        ...endFields(end),
       },
       pass,
     );
-    expect(problems).toEqual([]);
-    expect(drain.problems).toEqual([]);
+    expectCleanEnd(end, problems);
     expect(busy.statuses).toEqual({ '200': busy.requests });
     expect(quiet.statuses).toEqual({ '200': quiet.requests });
     expect(sockerr, JSON.stringify({ quiet, busy })).toBe(0);
     expect(reloaded).toBe(RELOADS);
-    expect(fdDelta).toBeLessThanOrEqual(0);
-    expect(zombies).toBe(0);
-    expect(live).toBe(2);
   });
 
   it('R6b: HTTP listener, keep-alive clients (c16), SIGHUP every 3 s', async () => {
     const { result, problems } = await withStack(
       { label: 'r6b', reloadMercyMs: MERCY_MS },
       async (s) => {
-        const seen = new Set<LogRecord>();
         // Half the requests sleep 0-200 ms, half are instant: sockets sit idle between
         // requests for very different shares of their time.
         const driver = startDriver({
@@ -208,14 +229,12 @@ describe.skipIf(!HAS_NGINX || !HAS_WRK)('R6 graceful reload under load (2 worker
           keepAlive: true,
         });
         s.defer(() => driver.stop());
-        const reloads = await every(RELOAD_EVERY_MS, RELOADS, () => sighup(s, seen));
-        await delay(TAIL_MS);
+        const reloaded = await sighupReloads(s);
         const records = await driver.stop();
-        return { records, reloads, ...(await afterLoad(s)) };
+        return { records, reloaded, end: await afterLoad(s) };
       },
     );
-    const { records, reloads, drain, fdDelta, zombies, live } = result;
-    const reloaded = reloads.filter((r) => r.ok).length;
+    const { records, reloaded, end } = result;
     const answered = records.filter((r) => r.status !== undefined);
     const bad = answered.filter((r) => r.status !== 200);
     const errors = records.filter((r) => r.error !== undefined);
@@ -229,11 +248,7 @@ describe.skipIf(!HAS_NGINX || !HAS_WRK)('R6 graceful reload under load (2 worker
       bad.length === 0 &&
       errors.length === 0 &&
       reloaded === RELOADS &&
-      drain.problems.length === 0 &&
-      fdDelta <= 0 &&
-      zombies === 0 &&
-      live === 2 &&
-      problems.length === 0;
+      endClean(end, problems);
     summary(
       'R6b',
       'reload-keepalive-http',
@@ -245,27 +260,16 @@ describe.skipIf(!HAS_NGINX || !HAS_WRK)('R6 graceful reload under load (2 worker
           errors.length === 0 ? '-' : [...kinds].map(([k, n]) => `${k}:${n}`).join(','),
         conn_close_answers: answered.filter((r) => r.close).length,
         reloads: reloaded,
-        p99_ms: round(
-          quantile(
-            answered.map((r) => r.t1 - r.t0),
-            0.99,
-          ),
-        ),
-        drain_max_ms: drain.maxMs,
-        fd_delta: fdDelta,
-        zombies,
+        p99_ms: round(latencyQuantileMs(answered, 0.99)),
+        ...endFields(end),
       },
       pass,
     );
-    expect(problems).toEqual([]);
-    expect(drain.problems).toEqual([]);
+    expectCleanEnd(end, problems);
     expect(bad).toEqual([]);
     // Target 0: old workers answer `Connection: close` and close only sockets left idle.
     expect([...kinds]).toEqual([]);
     expect(reloaded).toBe(RELOADS);
-    expect(fdDelta).toBeLessThanOrEqual(0);
-    expect(zombies).toBe(0);
-    expect(live).toBe(2);
   });
 
   it('R6c: reloads into broken code and invalid configs, alternating with good ones', async () => {
@@ -295,14 +299,7 @@ describe.skipIf(!HAS_NGINX || !HAS_WRK)('R6 graceful reload under load (2 worker
       { label: 'r6c', reloadMercyMs: MERCY_MS, readyTimeoutMs },
       async (s) => {
         const seen = new Set<LogRecord>();
-        const wrk = startWrk({
-          url: `${s.nginxOrigin}/sleep`,
-          connections: 32,
-          seconds: 180,
-          dir: s.dir,
-          pids: s.pids,
-        });
-        s.defer(() => wrk.stop());
+        const wrk = nginxWrk(s, '/sleep', 180);
         let version = 1;
         const checkOldServes = async (before: number[], problems: string[]) => {
           const now = s.servingWorkers();
@@ -380,51 +377,36 @@ describe.skipIf(!HAS_NGINX || !HAS_WRK)('R6 graceful reload under load (2 worker
         if (last.version !== `v${version}`) {
           results.push({ step: 'good', problems: [`serving ${JSON.stringify(last)} at the end`] });
         }
-        return { wrk: wrkResult, results, version, ...end };
+        return { wrk: wrkResult, results, version, end };
       },
     );
-    const { wrk, results, drain, fdDelta, zombies, live } = result;
+    const { wrk, results, end } = result;
     for (const r of results) if (r.said !== undefined) console.log(`R6c ${r.step}: ${r.said}`);
     const failedReloads = results.filter((r) => r.outcome !== undefined && !r.outcome.ok).length;
     const goodReloads = results.filter((r) => r.outcome?.ok === true).length;
     const stepProblems = results.flatMap((r) => r.problems.map((p) => `${r.step}: ${p}`));
     const pass =
-      wrk.requests > 0 &&
-      non2xx(wrk.statuses) === 0 &&
-      socketErrors(wrk) === 0 &&
+      wrkClean(wrk) &&
       stepProblems.length === 0 &&
       goodReloads === steps.filter((x) => x === 'good').length &&
       failedReloads === steps.length - goodReloads &&
-      drain.problems.length === 0 &&
-      fdDelta <= 0 &&
-      zombies === 0 &&
-      live === 2 &&
-      problems.length === 0;
+      endClean(end, problems);
     summary(
       'R6c',
       'reload-into-broken',
       {
-        M: wrk.requests,
-        non2xx: non2xx(wrk.statuses),
-        sockerr: socketErrors(wrk),
+        ...wrkFields(wrk),
         reloads_ok: goodReloads,
         reloads_failed: failedReloads,
         p99_ms: round(wrk.p99Us / 1000),
-        drain_max_ms: drain.maxMs,
-        fd_delta: fdDelta,
-        zombies,
+        ...endFields(end),
       },
       pass,
     );
-    expect(problems).toEqual([]);
+    expectCleanEnd(end, problems);
     expect(stepProblems).toEqual([]);
-    expect(drain.problems).toEqual([]);
-    expect(wrk.statuses).toEqual({ '200': wrk.requests });
-    expect(socketErrors(wrk), JSON.stringify(wrk)).toBe(0);
+    expectWrkClean(wrk);
     expect(goodReloads).toBe(5);
     expect(failedReloads).toBe(5);
-    expect(fdDelta).toBeLessThanOrEqual(0);
-    expect(zombies).toBe(0);
-    expect(live).toBe(2);
   });
 });
