@@ -10,13 +10,7 @@
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  assertBuilt,
-  fdsBackTo,
-  openFds,
-  type RunningContainer,
-  startContainer,
-} from '../utils/cli.ts';
+import { assertBuilt, fdsBackTo, type RunningContainer, startContainer } from '../utils/cli.ts';
 import { APPS_DIR, TRANSPORT, writeConfig } from '../utils/config.ts';
 import {
   type FrontEnd,
@@ -37,6 +31,7 @@ import {
   request,
   sha256,
 } from '../utils/http-client.ts';
+import { openFds } from '../utils/procs.ts';
 import { makeTmpDir, removeTmpDir } from '../utils/tmp.ts';
 import { parseHttpResponse } from '../utils/uwsgi-client.ts';
 

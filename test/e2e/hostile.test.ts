@@ -5,16 +5,11 @@
  * afterwards, and the container's open fds return to their baseline (procfs).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  assertBuilt,
-  fdsBackTo,
-  openFds,
-  type RunningContainer,
-  startContainer,
-} from '../utils/cli.ts';
+import { assertBuilt, fdsBackTo, type RunningContainer, startContainer } from '../utils/cli.ts';
 import { TRANSPORT, writeConfig } from '../utils/config.ts';
 import { pattern, sha256 } from '../utils/http-client.ts';
 import { connect, pollUntil, type Target } from '../utils/net.ts';
+import { openFds } from '../utils/procs.ts';
 import { makeTmpDir, removeTmpDir } from '../utils/tmp.ts';
 import {
   type ExchangeResult,

@@ -13,7 +13,7 @@ import { runCli } from '../utils/cli.ts';
 import { TRANSPORT } from '../utils/config.ts';
 import { canConnect, freePort } from '../utils/net.ts';
 import { HAS_NGINX } from '../utils/nginx.ts';
-import { childrenOf, fdCount, liveChildren, waitUntilGone } from '../utils/procs.ts';
+import { childrenOf, liveChildren, openFds, waitUntilGone } from '../utils/procs.ts';
 import {
   backgroundLoad,
   fanOut,
@@ -142,7 +142,7 @@ describe(`supervisor: workers and reloads (transport ${TRANSPORT ?? 'default'})`
     const unix = c.target('uwsgi', 'unix');
     // Requests the whole time: a reload costs none.
     const load = backgroundLoad(() => uwsgiGet(unix, '/pid'));
-    const fds = fdCount(c.pid);
+    const fds = openFds(c.pid);
     let pids = c.firstWorkers;
 
     // 1. SIGHUP, edited app.
@@ -209,7 +209,7 @@ describe(`supervisor: workers and reloads (transport ${TRANSPORT ?? 'default'})`
     const { ok, failures } = await load.stop();
     // Four generations later the master holds what it held with the first (same listeners,
     // one IPC channel and one report pipe per worker): nothing leaked per reload.
-    await expect.poll(() => fdCount(c.pid), { timeout: 5000, interval: 20 }).toBe(fds);
+    await expect.poll(() => openFds(c.pid), { timeout: 5000, interval: 20 }).toBe(fds);
     expect(failures, 'requests failed during the reloads').toEqual([]);
     expect(ok).toBeGreaterThan(0);
     expect(await c.stop()).toEqual({ code: 0, signal: null });
@@ -229,7 +229,7 @@ describe(`supervisor: workers and reloads (transport ${TRANSPORT ?? 'default'})`
     const ctl = join(dir, 'ctl.sock');
     const unix = c.target('uwsgi', 'unix');
     const old = c.firstWorkers;
-    const fds = fdCount(c.pid);
+    const fds = openFds(c.pid);
     const oldServes = async () => {
       expect(liveChildren(c.pid)).toEqual(old);
       for (const a of await fanOut(10, 2, () => uwsgiGet(unix, '/pid'))) {
@@ -291,7 +291,7 @@ describe(`supervisor: workers and reloads (transport ${TRANSPORT ?? 'default'})`
     await oldServes();
     expect(failedRecords()).toHaveLength(4);
     // The failed generations' channels and pipes are closed again.
-    await expect.poll(() => fdCount(c.pid), { timeout: 5000, interval: 20 }).toBe(fds);
+    await expect.poll(() => openFds(c.pid), { timeout: 5000, interval: 20 }).toBe(fds);
 
     // The master is not wedged by failures: a good config reloads (the invalid file started
     // no generation; the app failures were generations 2 and 3: this is 4).

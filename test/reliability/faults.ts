@@ -5,7 +5,8 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { LogRecord } from '../utils/cli.ts';
-import { liveWorkers, type Stack } from './stack.ts';
+import { liveChildren } from '../utils/procs.ts';
+import type { Stack } from './stack.ts';
 
 export interface ReloadOutcome {
   readonly ok: boolean;
@@ -98,7 +99,7 @@ export function drainReport(stack: Stack, reloadMercyMs: number): DrainReport {
   }
   // Every worker that was ready in a generation a reload replaced must have exited.
   const current = Math.max(0, ...reloaded.map((r) => Number(r['generation'])));
-  const live = new Set(liveWorkers(stack.masterPid));
+  const live = new Set(liveChildren(stack.masterPid));
   for (const r of ready) {
     const generation = Number(r['generation']);
     if (generation < current && live.has(Number(r['workerPid']))) {
@@ -125,7 +126,7 @@ export function drainReport(stack: Stack, reloadMercyMs: number): DrainReport {
 export async function settle(stack: Stack, workers: number, timeoutMs = 30_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    const live = liveWorkers(stack.masterPid).length;
+    const live = liveChildren(stack.masterPid).length;
     if (live === workers && stack.servingWorkers().length === workers) return;
     await delay(50);
   }

@@ -10,10 +10,10 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { assertBuilt, type LogRecord } from '../utils/cli.ts';
 import { HAS_NGINX } from '../utils/nginx.ts';
+import { liveChildren, zombiesUnder } from '../utils/procs.ts';
 import { every, round, settle, summary } from './faults.ts';
 import { latencyQuantileMs, quantile, startDriver } from './load.ts';
-import { zombiesUnder } from './proc.ts';
-import { liveWorkers, type Stack, startStack } from './stack.ts';
+import { type Stack, startStack } from './stack.ts';
 
 const KILL_EVERY_MS = 3000;
 const KILLS = 10;
@@ -76,7 +76,7 @@ describe.skipIf(!HAS_NGINX)('R7 worker SIGKILL under load (2 workers)', () => {
     s.recordWorkers();
     const fdDelta = await s.fdDelta();
     const zombies = zombiesUnder(s.masterPid).length;
-    const live = liveWorkers(s.masterPid).length;
+    const live = liveChildren(s.masterPid).length;
     const trace = parseTrace(await readFile(s.tracePath, 'utf8'));
     const nginxLog = await s.nginx.errorLog();
     const readyRecords = s.records('worker ready');

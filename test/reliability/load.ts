@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { join } from 'node:path';
-import type { PidRegistry } from './proc.ts';
+import type { PidRegistry } from '../utils/procs.ts';
 
 export const WRK_BIN = process.env['WRK_BIN'] ?? '/usr/bin/wrk';
 export const HAS_WRK = existsSync(WRK_BIN);

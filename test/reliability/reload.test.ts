@@ -8,6 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { assertBuilt, type LogRecord, runCli } from '../utils/cli.ts';
 import { HAS_NGINX } from '../utils/nginx.ts';
+import { liveChildren, zombiesUnder } from '../utils/procs.ts';
 import {
   type DrainReport,
   drainReport,
@@ -32,8 +33,7 @@ import {
   wrkClean,
   wrkFields,
 } from './load.ts';
-import { zombiesUnder } from './proc.ts';
-import { liveWorkers, type Stack, type StackOptions, startStack } from './stack.ts';
+import { type Stack, type StackOptions, startStack } from './stack.ts';
 
 const RELOAD_EVERY_MS = 3000;
 const RELOADS = 10;
@@ -77,7 +77,7 @@ async function afterLoad(s: Stack): Promise<End> {
   const drain = drainReport(s, MERCY_MS);
   const fdDelta = await s.fdDelta();
   const zombies = zombiesUnder(s.masterPid).length;
-  return { drain, fdDelta, zombies, live: liveWorkers(s.masterPid).length };
+  return { drain, fdDelta, zombies, live: liveChildren(s.masterPid).length };
 }
 
 /** The end state and the stack's teardown (`problems`) are clean. */

@@ -14,8 +14,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type LogRecord, type RunningContainer, startContainer } from '../utils/cli.ts';
 import { TRANSPORT } from '../utils/config.ts';
 import { type Nginx, startNginx } from '../utils/nginx.ts';
+import { childrenOf, liveChildren, openFds, PidRegistry, zombiesUnder } from '../utils/procs.ts';
 import { makeTmpDir, removeTmpDir } from '../utils/tmp.ts';
-import { childrenOf, openFds, PidRegistry, zombiesUnder } from './proc.ts';
 
 export const HANDLER = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'handler.mjs');
 
@@ -168,7 +168,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           Number(running.ready['generation']),
           ...stack.records('reloaded').map((r) => Number(r['generation'])),
         );
-        const live = new Set(liveWorkers(running.pid));
+        const live = new Set(liveChildren(running.pid));
         return stack
           .records('worker ready')
           .filter((r) => Number(r['generation']) === generation)
@@ -242,11 +242,4 @@ async function teardown(stack: Stack): Promise<string[]> {
   }
   if (existsSync(stack.dir)) problems.push(`${stack.dir} not removed`);
   return problems;
-}
-
-/** The PIDs of the master's current children that are alive (not zombies). */
-export function liveWorkers(masterPid: number): number[] {
-  return childrenOf(masterPid)
-    .filter((p) => p.state !== 'Z')
-    .map((p) => p.pid);
 }

@@ -5,10 +5,11 @@
  * `kill()` as a last resort.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseTarget, pollUntil, type Target } from './net.ts';
+import { openFds } from './procs.ts';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI_BIN = join(REPO_ROOT, 'packages', 'cli', 'bin', 'uwsgi-ts.js');
@@ -227,11 +228,6 @@ export function runCli(
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-/** Open file descriptors of a process (procfs), for before/after leak checks. */
-export function openFds(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
 }
 
 /** Waits (polling, up to 5 s) until process `pid` holds no more fds than `baseline`. */

@@ -1,8 +1,9 @@
 /**
- * procfs for the supervisor e2e suites: a process's state and parent, the children of a master,
- * zombies, waiting until processes are gone, fd counts, RSS and CPU time; and a recorder of
- * every process a test started (PID + start time, so a recycled PID is never taken for ours),
- * which kills by recorded PID only and reports what outlived its test (RELIABILITY.md section 4).
+ * procfs for the supervisor e2e and reliability suites: a process's state and parent, the
+ * children of a master, zombies, waiting until processes are gone, fd counts, RSS and CPU time;
+ * and recorders of every process a test started (PID + start time, so a recycled PID is never
+ * taken for ours), which kill by recorded PID only and report what outlived their test
+ * (RELIABILITY.md section 4, NGINX Unit's `_check_fds`/`_check_processes` idea).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -56,6 +57,11 @@ export function childrenOf(pid: number): ProcStat[] {
     if (s?.ppid === pid) out.push(s);
   }
   return out;
+}
+
+/** Zombie children of `pid` right now. */
+export function zombiesUnder(pid: number): ProcStat[] {
+  return childrenOf(pid).filter((c) => c.state === 'Z');
 }
 
 /** Live (non-zombie) children's PIDs, sorted. */
@@ -130,7 +136,8 @@ export async function waitUntilDead(pids: readonly number[], timeoutMs: number):
   }
 }
 
-export function fdCount(pid: number): number {
+/** Open file descriptors of a process, for before/after leak checks. */
+export function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
@@ -189,5 +196,65 @@ export class ProcessRecorder {
       }
     }
     return left;
+  }
+}
+
+/** A process the test started: its PID and start time, and what it was. */
+export interface Recorded {
+  readonly pid: number;
+  readonly startTime: number;
+  readonly what: string;
+}
+
+/**
+ * Every process a reliability test starts, recorded by PID and start time with what it was, so
+ * that the end of the test can assert that none of them is still alive (or a zombie) and kill
+ * the leftovers by PID only.
+ */
+export class PidRegistry {
+  readonly #byPid = new Map<number, Recorded>();
+
+  /** Records `pid` if it is alive now (a process already gone cannot leak). */
+  add(pid: number, what: string): void {
+    if (this.#byPid.has(pid)) return;
+    const s = procStat(pid);
+    if (s === undefined) return;
+    this.#byPid.set(pid, { pid, startTime: s.startTime, what });
+  }
+
+  get size(): number {
+    return this.#byPid.size;
+  }
+
+  /** Recorded processes that still exist (zombies included, with their state). */
+  alive(): (Recorded & { state: string })[] {
+    const out: (Recorded & { state: string })[] = [];
+    for (const r of this.#byPid.values()) {
+      const s = procStat(r.pid);
+      if (s !== undefined && s.startTime === r.startTime) out.push({ ...r, state: s.state });
+    }
+    return out;
+  }
+
+  /** Polls (bounded) until no recorded process exists; returns those left. */
+  async waitAllGone(timeoutMs = 10_000): Promise<(Recorded & { state: string })[]> {
+    const until = Date.now() + timeoutMs;
+    let left = this.alive();
+    while (left.length > 0 && Date.now() < until) {
+      await delay(50);
+      left = this.alive();
+    }
+    return left;
+  }
+
+  /** SIGKILL every recorded process still alive (clean-up after a failed test). */
+  killLeftovers(): void {
+    for (const r of this.alive()) {
+      try {
+        process.kill(r.pid, 'SIGKILL');
+      } catch {
+        // Gone in between.
+      }
+    }
   }
 }
