@@ -51,6 +51,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { sendControl } from '@uwsgi-ts/container';
 import { markdownTable, median } from './lib/harness.mjs';
 import { startNginx, UWSGI_PARAMS } from './lib/nginx.mjs';
 import {
@@ -233,39 +234,10 @@ function records(file) {
   return out;
 }
 
-/** One JSON line to the master's control socket, its one-line answer parsed. */
-function control(sockPath, cmd, timeoutMs = 5000) {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ path: sockPath });
-    let text = '';
-    const timer = setTimeout(
-      () => socket.destroy(new Error(`control ${cmd}: no answer`)),
-      timeoutMs,
-    );
-    socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(`${JSON.stringify({ cmd })}\n`));
-    socket.on('data', (chunk) => {
-      text += chunk;
-    });
-    socket.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    socket.on('end', () => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(text));
-      } catch (err) {
-        reject(err);
-      }
-    });
-  });
-}
-
 /** pid -> requests served so far, per worker of the serving generation (control stats). */
 async function workerRequests(b) {
   if (b.ctl === undefined) return undefined;
-  const answer = await control(b.ctl, 'stats');
+  const answer = await sendControl(b.ctl, 'stats', 5000);
   if (!answer.ok) throw new Error(`${b.name}: stats failed: ${answer.error}`);
   return new Map(answer.stats.workers.map((w) => [w.pid, w.stats?.requests ?? w.requests]));
 }

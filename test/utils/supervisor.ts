@@ -7,8 +7,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { writeFile } from 'node:fs/promises';
-import * as net from 'node:net';
 import { join } from 'node:path';
+import { sendControl } from '@uwsgi-ts/container';
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import {
   assertBuilt,
@@ -204,43 +204,17 @@ export function httpBase(c: RunningContainer): string {
 }
 
 /**
- * One command on the master's control socket; resolves with the parsed answer and the time it
- * took. Rejects on a socket error or after `timeoutMs`.
+ * One command on the master's control socket (the product's `sendControl`); resolves with the
+ * parsed answer and the time it took. Rejects on a socket error or after `timeoutMs`.
  */
-export function control(
+export async function control(
   path: string,
   cmd: string,
   timeoutMs = 5000,
 ): Promise<{ answer: Record<string, unknown>; ms: number }> {
   const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const s = net.connect(path);
-    let text = '';
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`control ${cmd}: no answer in ${timeoutMs} ms`));
-    }, timeoutMs);
-    s.setEncoding('utf8');
-    s.on('connect', () => s.write(`${JSON.stringify({ cmd })}\n`));
-    s.on('data', (d: string) => {
-      text += d;
-    });
-    s.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    s.on('end', () => {
-      clearTimeout(timer);
-      try {
-        resolve({
-          answer: JSON.parse(text) as Record<string, unknown>,
-          ms: performance.now() - started,
-        });
-      } catch (err) {
-        reject(err);
-      }
-    });
-  });
+  const answer = await sendControl(path, cmd, timeoutMs);
+  return { answer, ms: performance.now() - started };
 }
 
 /** Runs `n` requests with `concurrency` in parallel; returns the results in completion order. */
