@@ -21,7 +21,6 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { markdownTable, median } from './lib/harness.mjs';
 import { startNginx, UWSGI_PARAMS } from './lib/nginx.mjs';
 import {
@@ -34,25 +33,26 @@ import {
   stopAll,
   stopAllOnSignals,
 } from './lib/proc.mjs';
+import {
+  commandOutput,
+  hostInfo,
+  nginxVersion,
+  OWN_CLI,
+  parseBenchArgs,
+  ROOT,
+  wrkVersion,
+} from './lib/run.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, '..');
-const CLI = path.join(ROOT, 'packages/cli/bin/uwsgi-ts.js');
+const CLI = OWN_CLI;
 const UWSGI_PYTHON_PLUGIN = '/usr/lib/uwsgi/plugins/python3_plugin.so';
 
-const { values: args } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '10' },
-    rounds: { type: 'string', default: '3' },
-    quick: { type: 'boolean', default: false },
-    only: { type: 'string' },
-    json: { type: 'string' },
-    keep: { type: 'boolean', default: false },
-  },
-});
-const DURATION = args.quick ? 2 : Number(args.duration);
-const ROUNDS = args.quick ? 1 : Number(args.rounds);
-const WARMUP = args.quick ? 1 : 2;
+const {
+  args,
+  duration: DURATION,
+  rounds: ROUNDS,
+  warmup: WARMUP,
+} = parseBenchArgs({ only: { type: 'string' } });
 const CONNECTIONS = 32;
 const only = args.only ? new RegExp(args.only) : undefined;
 
@@ -98,20 +98,12 @@ function ensureTools() {
 }
 
 function versions() {
-  const out = (cmd, a) => {
-    try {
-      return execFileSync(cmd, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-    } catch (err) {
-      return `${err.stdout ?? ''}${err.stderr ?? ''}`.trim();
-    }
-  };
   return {
     node: process.version,
-    nginx: out('sh', ['-c', 'nginx -v 2>&1']).replace('nginx version: ', ''),
-    uwsgi: out('uwsgi', ['--version']),
-    wrk: out('sh', ['-c', 'wrk -v 2>&1 | head -1']).split(' [')[0],
-    kernel: os.release(),
-    cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`,
+    nginx: nginxVersion(),
+    uwsgi: commandOutput('uwsgi', ['--version']),
+    wrk: wrkVersion(),
+    ...hostInfo(),
   };
 }
 

@@ -45,12 +45,10 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { sendControl } from '@uwsgi-ts/container';
 import { markdownTable, median } from './lib/harness.mjs';
 import { startNginx, UWSGI_PARAMS } from './lib/nginx.mjs';
@@ -65,40 +63,40 @@ import {
   stopAll,
   stopAllOnSignals,
 } from './lib/proc.mjs';
+import {
+  CLI_IN_CHECKOUT,
+  hostInfo,
+  nginxVersion,
+  OWN_CLI,
+  parseBenchArgs,
+  wrkVersion,
+} from './lib/run.mjs';
 import { mainThreadSwitches, processAndMainThreadTicks } from './lib/threads.mjs';
 import { runWrk, writeWrkScript } from './lib/wrk.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, '..');
-const OWN_CLI = path.join(ROOT, 'packages/cli/bin/uwsgi-ts.js');
 const HELLO_APP = path.join(HERE, 'backends/hello-app.mjs');
 const PID_APP = path.join(HERE, 'backends/hello-pid-app.mjs');
-const CLI_IN_CHECKOUT = 'packages/cli/bin/uwsgi-ts.js';
 
-const { values: args } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '10' },
-    rounds: { type: 'string', default: '3' },
-    quick: { type: 'boolean', default: false },
-    // The build measured as "today": default this checkout; another build's CLI or checkout
-    // root (e.g. a clean worktree of HEAD while others edit this one).
-    cli: { type: 'string' },
-    // Another build's CLI, or the root of its checkout (built with `npx tsc -b`).
-    'base-cli': { type: 'string' },
-    // auto: profile when `workers: 1` costs > PROFILE_THRESHOLD more CPU/request than the base.
-    profile: { type: 'string', default: 'auto' },
-    'reload-every': { type: 'string', default: '2' },
-    'reload-workers': { type: 'string', default: '2' },
-    // off: parts 1 and 2 only (e.g. many rounds of the CPU comparison).
-    reload: { type: 'string', default: 'on' },
-    cases: { type: 'string', default: 'base,w1,w2,base-log,w1-log' },
-    json: { type: 'string' },
-    keep: { type: 'boolean', default: false },
-  },
+const {
+  args,
+  duration: DURATION,
+  rounds: ROUNDS,
+  warmup: WARMUP,
+} = parseBenchArgs({
+  // The build measured as "today": default this checkout; another build's CLI or checkout
+  // root (e.g. a clean worktree of HEAD while others edit this one).
+  cli: { type: 'string' },
+  // Another build's CLI, or the root of its checkout (built with `npx tsc -b`).
+  'base-cli': { type: 'string' },
+  // auto: profile when `workers: 1` costs > PROFILE_THRESHOLD more CPU/request than the base.
+  profile: { type: 'string', default: 'auto' },
+  'reload-every': { type: 'string', default: '2' },
+  'reload-workers': { type: 'string', default: '2' },
+  // off: parts 1 and 2 only (e.g. many rounds of the CPU comparison).
+  reload: { type: 'string', default: 'on' },
+  cases: { type: 'string', default: 'base,w1,w2,base-log,w1-log' },
 });
-const DURATION = args.quick ? 2 : Number(args.duration);
-const ROUNDS = args.quick ? 1 : Number(args.rounds);
-const WARMUP = args.quick ? 1 : 2;
 const CONNECTIONS = 32;
 const RELOAD_EVERY = Number(args['reload-every']);
 // Long enough for two reloads that each finish inside the window.
@@ -146,19 +144,11 @@ function gitDescribe(cli) {
 }
 
 function versions() {
-  const out = (cmd, a) => {
-    try {
-      return execFileSync(cmd, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-    } catch (err) {
-      return `${err.stdout ?? ''}${err.stderr ?? ''}`.trim();
-    }
-  };
   return {
     node: process.version,
-    nginx: out('sh', ['-c', 'nginx -v 2>&1']).replace('nginx version: ', ''),
-    wrk: out('sh', ['-c', 'wrk -v 2>&1 | head -1']).split(' [')[0],
-    kernel: os.release(),
-    cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`,
+    nginx: nginxVersion(),
+    wrk: wrkVersion(),
+    ...hostInfo(),
     head: gitDescribe(CLI),
   };
 }
@@ -332,21 +322,9 @@ async function measureCase(c, nginx, script, seconds) {
 // Part 3: reloads
 
 /** One GET through nginx on a new connection; the status and the `X-Worker-Pid` header. */
-function probeGet(port, urlPath, timeoutMs = 5000) {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1');
-    const chunks = [];
-    sock.setTimeout(timeoutMs, () => sock.destroy(new Error('timeout')));
-    sock.on('connect', () => sock.write(`GET ${urlPath} HTTP/1.0\r\nHost: bench\r\n\r\n`));
-    sock.on('data', (c) => chunks.push(c));
-    sock.on('error', reject);
-    sock.on('close', () => {
-      const text = Buffer.concat(chunks).toString('latin1');
-      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0);
-      const pid = Number(/\r\nX-Worker-Pid: (\d+)/i.exec(text)?.[1] ?? 0);
-      resolve({ status, pid });
-    });
-  });
+async function probeGet(port, urlPath) {
+  const { status, head } = await rawHttpGet(port, urlPath);
+  return { status, pid: Number(/\r\nX-Worker-Pid: (\d+)/i.exec(head)?.[1] ?? 0) };
 }
 
 /** Sends one request at a time (1 ms apart) until stopped; every answer with its time. */

@@ -134,7 +134,10 @@ export function freePort() {
   });
 }
 
-/** One HTTP/1.0 request over a fresh connection; resolves `{ status, body }` (raw, no parsing beyond the status). */
+/**
+ * One HTTP/1.0 request over a fresh connection; resolves `{ status, head, body }` (raw, no
+ * parsing beyond the status; `head` is the status line and headers).
+ */
 export function rawHttpGet(port, path, timeoutMs = 5000) {
   return new Promise((resolve, reject) => {
     const sock = net.connect(port, '127.0.0.1');
@@ -149,7 +152,11 @@ export function rawHttpGet(port, path, timeoutMs = 5000) {
       const text = Buffer.concat(chunks).toString('latin1');
       const m = /^HTTP\/1\.[01] (\d{3})/.exec(text);
       const i = text.indexOf('\r\n\r\n');
-      resolve({ status: m ? Number(m[1]) : 0, body: i >= 0 ? text.slice(i + 4) : '' });
+      resolve({
+        status: m ? Number(m[1]) : 0,
+        head: i >= 0 ? text.slice(0, i) : text,
+        body: i >= 0 ? text.slice(i + 4) : '',
+      });
     });
   });
 }
