@@ -1,11 +1,13 @@
 // The container modes shared by bench.mjs and instructions.mjs: `container` (transport fast,
 // access log on), `-nolog`, `-net`, `-tcp`, `-health`, and `base-...` (another build's CLI).
-import { writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLI_IN_CHECKOUT, OWN_CLI } from '../lib/run.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CLI = path.join(HERE, '../../packages/cli/bin/uwsgi-ts.js');
+/** This checkout's CLI. */
+export const CLI = OWN_CLI;
 const HELLO_APP = path.join(HERE, '../backends/hello-app.mjs');
 
 /**
@@ -33,9 +35,23 @@ export function writeContainerConfig(dir, mode, { address, healthPath }) {
   return config;
 }
 
-/** The CLI a mode runs: this checkout's, or `baseCli` for `base-...` modes. */
-export function containerCli(mode, baseCli) {
-  if (!mode.startsWith('base-')) return CLI;
+/**
+ * A CLI option (`--cli`, `--base-cli`) given as the CLI's file or as its checkout's root, checked
+ * to be built; undefined when not given.
+ */
+export function resolveCli(given, option) {
+  if (given === undefined) return undefined;
+  const cli = statSync(given).isDirectory() ? path.join(given, CLI_IN_CHECKOUT) : given;
+  if (!existsSync(cli)) throw new Error(`${option}: ${cli} missing`);
+  if (!existsSync(path.join(path.dirname(cli), '../dist/index.js'))) {
+    throw new Error(`${option}: ${cli} is not built (npx tsc -b in its checkout)`);
+  }
+  return path.resolve(cli);
+}
+
+/** The CLI a mode runs: `cli` (default this checkout's), or `baseCli` for `base-...` modes. */
+export function containerCli(mode, baseCli, cli = CLI) {
+  if (!mode.startsWith('base-')) return cli;
   if (baseCli === undefined) throw new Error(`${mode} needs --base-cli`);
   return baseCli;
 }
