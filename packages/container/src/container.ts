@@ -23,7 +23,7 @@ import { createLogger, flushLogger, type Logger } from './shared/log.ts';
 import { Stats, type StatsSnapshot } from './shared/stats.ts';
 import { parseListenAddress } from './transport/address.ts';
 import { selectTransport } from './transport/index.ts';
-import type { Connection, Listening, ListenTarget, Transport } from './transport/types.ts';
+import type { Connection, Listening, ListenOptions, Transport } from './transport/types.ts';
 
 export interface ContainerOptions {
   /** Logger to use; default: one built from `config.log` writing to `stdout`. */
@@ -217,14 +217,18 @@ class ContainerImpl implements Container {
     for (const [index, listener] of config.listeners.entries()) {
       checkAborted();
       const inherited = this.#options.inherited?.[index];
-      const target: ListenTarget =
+      // An inherited fd is reported by the address the master bound (listen.ts uses it).
+      const listenOptions: ListenOptions =
         inherited === undefined
-          ? parseListenAddress(listener.address, { mode: listener.mode, baseDir })
-          : { kind: 'fd', fd: inherited.fd };
-      const listenOptions =
-        inherited === undefined
-          ? { target, backlog: listener.backlog }
-          : { target, backlog: listener.backlog, address: inherited.address };
+          ? {
+              target: parseListenAddress(listener.address, { mode: listener.mode, baseDir }),
+              backlog: listener.backlog,
+            }
+          : {
+              target: { kind: 'fd', fd: inherited.fd },
+              backlog: listener.backlog,
+              address: inherited.address,
+            };
       if (listener.protocol === 'uwsgi') {
         transport ??= selectTransport(config.transport, log);
         const ctx = {
@@ -236,10 +240,9 @@ class ContainerImpl implements Container {
           health: config.health,
         };
         const bound = await transport.listen(listenOptions, (conn) => this.#acceptUwsgi(conn, ctx));
-        const address = inherited?.address ?? bound.address;
-        ctx.listener = address;
+        ctx.listener = bound.address;
         this.#bound.push(bound);
-        listeners.push({ protocol: 'uwsgi', address });
+        listeners.push({ protocol: 'uwsgi', address: bound.address });
       } else {
         const bound = await listenHttp(listenOptions, {
           limits: config.limits,
@@ -249,7 +252,7 @@ class ContainerImpl implements Container {
         });
         this.#bound.push(bound);
         this.#http.push(bound);
-        listeners.push({ protocol: 'http', address: inherited?.address ?? bound.address });
+        listeners.push({ protocol: 'http', address: bound.address });
       }
     }
     checkAborted();
