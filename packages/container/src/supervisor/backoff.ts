@@ -45,13 +45,4 @@ export class Backoff {
     this.#failures++;
     return Math.min(this.#maxMs, this.#firstMs * 2 ** (this.#failures - 1));
   }
-
-  /** Quick deaths so far (0 after a stable run). */
-  get failures(): number {
-    return this.#failures;
-  }
-
-  reset(): void {
-    this.#failures = 0;
-  }
 }

@@ -145,11 +145,10 @@ export class Generation {
    * Takes `worker` out of its slot (it crashed and drains on its own) and fills the slot again.
    * False when the worker is not one of this generation's.
    */
-  detach(worker: WorkerProcess, _reason: ExitReason): boolean {
+  detach(worker: WorkerProcess): boolean {
     const slot = this.#slots.find((s) => s.worker === worker);
     if (slot === undefined || this.#retired) return false;
-    const placeholder = worker;
-    this.#respawnLater(slot, placeholder);
+    this.#respawnLater(slot, worker);
     return true;
   }
 

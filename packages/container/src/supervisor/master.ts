@@ -255,7 +255,7 @@ export class Master {
       'worker crashed: replacing it',
     );
     // The crashed worker drains on its own; its slot gets a replacement now.
-    if (this.#current?.detach(worker, 'crash') === true) this.#draining.add(worker);
+    if (this.#current?.detach(worker) === true) this.#draining.add(worker);
   }
 
   #onHarakiri(worker: WorkerProcess, report: HarakiriReport): void {

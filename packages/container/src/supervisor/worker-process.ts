@@ -231,10 +231,6 @@ export class WorkerProcess {
     this.#child.kill('SIGKILL');
   }
 
-  signal(signal: NodeJS.Signals): void {
-    if (this.state !== 'exited') this.#child.kill(signal);
-  }
-
   reopenLogs(): void {
     this.#send({ type: 'reopen-logs' });
   }

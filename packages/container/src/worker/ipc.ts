@@ -6,8 +6,10 @@
 import type { ContainerConfig } from '../config/types.ts';
 import type { StatsSnapshot } from '../shared/stats.ts';
 
-/** Worker stdio layout: fd 3 is the IPC channel, fd 4 the watchdog's report pipe. */
-export const IPC_FD = 3;
+/**
+ * Worker stdio layout (supervisor/worker-process.ts forks with it): fd 3 is the IPC channel,
+ * fd 4 the watchdog's report pipe.
+ */
 export const REPORT_FD = 4;
 /** Listening sockets follow, in the order of `config.listeners`. */
 export const FIRST_LISTENER_FD = 5;
@@ -39,8 +41,7 @@ export type ExitReason =
   | 'evil-rss'
   | 'reload'
   | 'reload-failed'
-  | 'stop'
-  | 'operator';
+  | 'stop';
 
 /** An error as it crosses the process boundary. */
 export interface ErrorInfo {
