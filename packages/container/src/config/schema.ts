@@ -12,6 +12,15 @@
 /** Largest delay setTimeout() honours; larger values fire at once (Node clamps them to 1 ms). */
 const MAX_TIMER_MS = 2_147_483_647;
 
+/**
+ * A user or group of a unix socket file: a name as /etc/passwd and /etc/group allow it (a
+ * trailing `$` for machine accounts) or a numeric id (uid_t is 32 bits; -1 means "unchanged").
+ */
+const USER_OR_ID = [
+  { type: 'string', pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]*\\$?$' },
+  { type: 'integer', minimum: 0, maximum: 4294967294 },
+] as const;
+
 export const configSchema = {
   $schema: 'http://json-schema.org/draft-07/schema#',
   $id: 'urn:uwsgi-ts:container-config',
@@ -69,19 +78,13 @@ export const configSchema = {
             title: 'Socket file owner',
             description:
               'User (name or numeric id) that owns a unix socket file (uWSGI chown-socket), set before any worker accepts. Changing the owner needs root. Unix sockets only.',
-            oneOf: [
-              { type: 'string', pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]*\\$?$' },
-              { type: 'integer', minimum: 0, maximum: 4294967294 },
-            ],
+            oneOf: USER_OR_ID,
           },
           group: {
             title: 'Socket file group',
             description:
               'Group (name or numeric id) of a unix socket file, e.g. www-data so nginx workers can connect with mode 0660. Set before any worker accepts. Unix sockets only.',
-            oneOf: [
-              { type: 'string', pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]*\\$?$' },
-              { type: 'integer', minimum: 0, maximum: 4294967294 },
-            ],
+            oneOf: USER_OR_ID,
           },
         },
       },
