@@ -42,7 +42,6 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
-  statSync,
   writeFileSync,
 } from 'node:fs';
 import os from 'node:os';
@@ -64,11 +63,11 @@ import {
   stopAllOnSignals,
 } from './lib/proc.mjs';
 import {
-  CLI_IN_CHECKOUT,
   hostInfo,
   nginxVersion,
   OWN_CLI,
   parseBenchArgs,
+  resolveCli,
   wrkVersion,
 } from './lib/run.mjs';
 import { mainThreadSwitches, processAndMainThreadTicks } from './lib/threads.mjs';
@@ -117,17 +116,8 @@ const ratio = (a, b) => (a && b ? `${f2(a / b)}x` : '-');
 const msRange = (xs) =>
   xs.length === 0 ? '-' : `${fInt(median(xs))} (${fInt(Math.min(...xs))}-${fInt(Math.max(...xs))})`;
 
-/** A CLI given as its file or as the root of its checkout; checked to be built. */
-function cliOption(name) {
-  const given = args[name];
-  if (given === undefined) return undefined;
-  const cli = statSync(given).isDirectory() ? path.join(given, CLI_IN_CHECKOUT) : given;
-  if (!existsSync(cli)) throw new Error(`--${name}: ${cli} missing`);
-  if (!existsSync(path.join(path.dirname(cli), '../dist/index.js'))) {
-    throw new Error(`--${name}: ${cli} is not built (npx tsc -b in its checkout)`);
-  }
-  return cli;
-}
+/** `--cli` / `--base-cli`: a CLI file or the root of its checkout, checked to be built. */
+const cliOption = (name) => resolveCli(args[name], `--${name}`);
 
 const CLI = cliOption('cli') ?? OWN_CLI;
 

@@ -1,9 +1,11 @@
 // The container modes shared by bench.mjs and instructions.mjs: `container` (transport fast,
 // access log on), `-nolog`, `-net`, `-tcp`, `-health`, and `base-...` (another build's CLI).
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CLI_IN_CHECKOUT, OWN_CLI } from '../lib/run.mjs';
+import { OWN_CLI, resolveCli } from '../lib/run.mjs';
+
+export { resolveCli };
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** This checkout's CLI. */
@@ -33,20 +35,6 @@ export function writeContainerConfig(dir, mode, { address, healthPath }) {
     ].join('\n'),
   );
   return config;
-}
-
-/**
- * A CLI option (`--cli`, `--base-cli`) given as the CLI's file or as its checkout's root, checked
- * to be built; undefined when not given.
- */
-export function resolveCli(given, option) {
-  if (given === undefined) return undefined;
-  const cli = statSync(given).isDirectory() ? path.join(given, CLI_IN_CHECKOUT) : given;
-  if (!existsSync(cli)) throw new Error(`${option}: ${cli} missing`);
-  if (!existsSync(path.join(path.dirname(cli), '../dist/index.js'))) {
-    throw new Error(`${option}: ${cli} is not built (npx tsc -b in its checkout)`);
-  }
-  return path.resolve(cli);
 }
 
 /** The CLI a mode runs: `cli` (default this checkout's), or `baseCli` for `base-...` modes. */

@@ -1,6 +1,7 @@
 // What the nginx benchmarks (nginx-bench.mjs, supervisor-bench.mjs) share around the measuring:
 // their common command-line options and the versions of the tools they report.
 import { execFileSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,3 +53,17 @@ export const hostInfo = () => ({
   kernel: os.release(),
   cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`,
 });
+
+/**
+ * A CLI option (`--cli`, `--base-cli`) given as the CLI's file or as its checkout's root, checked
+ * to be built; undefined when not given.
+ */
+export function resolveCli(given, option) {
+  if (given === undefined) return undefined;
+  const cli = statSync(given).isDirectory() ? path.join(given, CLI_IN_CHECKOUT) : given;
+  if (!existsSync(cli)) throw new Error(`${option}: ${cli} missing`);
+  if (!existsSync(path.join(path.dirname(cli), '../dist/index.js'))) {
+    throw new Error(`${option}: ${cli} is not built (npx tsc -b in its checkout)`);
+  }
+  return path.resolve(cli);
+}
