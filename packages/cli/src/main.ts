@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { check } from './commands/check.ts';
+import { emperor } from './commands/emperor.ts';
 import { DEFAULT_RELOAD_TIMEOUT_MS, reload } from './commands/reload.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS, request } from './commands/request.ts';
 import { schema } from './commands/schema.ts';
@@ -96,6 +97,25 @@ async function run(
       return serve(
         positionals[0] ?? '',
         logFormat === undefined ? {} : { logFormat: logFormat as (typeof LOG_FORMATS)[number] },
+        io,
+      );
+    }
+    case 'emperor': {
+      const timeout = stringOption(values, 'timeout');
+      if (timeout !== undefined && !/^\d{1,10}$/.test(timeout)) {
+        throw usageError('--timeout must be a whole number of milliseconds', 'emperor');
+      }
+      const optional = <K extends string, V>(key: K, value: V | undefined) =>
+        (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+      return emperor(
+        {
+          positionals,
+          ...optional('config', stringOption(values, 'config')),
+          ...optional('vassalDefaults', stringOption(values, 'vassal-defaults')),
+          ...optional('control', stringOption(values, 'control')),
+          json: values['json'] === true,
+          timeoutMs: timeout === undefined ? DEFAULT_RELOAD_TIMEOUT_MS : Number(timeout),
+        },
         io,
       );
     }

@@ -17,7 +17,7 @@ export interface OptionSpec {
   readonly description: string;
 }
 
-export type CommandName = 'run' | 'reload' | 'check' | 'request' | 'schema' | 'help';
+export type CommandName = 'run' | 'emperor' | 'reload' | 'check' | 'request' | 'schema' | 'help';
 
 export interface CommandSpec {
   readonly name: CommandName;
@@ -57,6 +57,53 @@ export const COMMANDS: readonly CommandSpec[] = [
         type: 'string',
         value: 'json|pretty|auto',
         description: 'Override log.format from the config.',
+      },
+    ],
+  },
+  {
+    name: 'emperor',
+    aliases: [],
+    synopsis: 'DIR|GLOB... | status | reload [NAME] | stop NAME | start NAME',
+    minArgs: 0,
+    maxArgs: Number.POSITIVE_INFINITY,
+    summary: 'Run one supervised container (a vassal) per config file in watched directories.',
+    details: [
+      'Every *.yaml / *.yml file directly in a watched DIR (or matching GLOB, wildcards in the file name only) is a vassal named after the file: a master with its workers, as `run` would start it. New files are validated and started, changed files reloaded gracefully and transactionally (an invalid edit or a generation that never becomes ready leaves the running vassal serving), deleted files stopped. Crashed vassals are respawned, with per-vassal backoff unless they served and stayed up; a changed (fixed) or touched file of a throttled vassal is retried at once. Inside a vassal file $\u007bVASSAL} is its name without extension.',
+      'Signals to the emperor: SIGTERM or SIGINT stop every vassal gracefully and exit 0 (a second signal: no grace), SIGHUP reloads every vassal one after another, SIGUSR1 reopens log files. If the emperor dies, even by SIGKILL, its vassals and their workers exit within about a second.',
+      'status, reload [NAME], stop NAME and start NAME talk to a running emperor through its control socket (--control, or emperor.control of --config). A stopped vassal stays down until start NAME or a new text of its file.',
+      'Exit codes: 0 after a signal-initiated stop or a successful control command, 1 when the emperor config is invalid, a directory cannot be watched or a control command failed, 2 for usage errors.',
+    ],
+    options: [
+      {
+        name: 'config',
+        short: 'c',
+        type: 'string',
+        value: 'FILE',
+        description: 'Emperor config: a YAML file with one "emperor:" map (docs/emperor.md).',
+      },
+      {
+        name: 'vassal-defaults',
+        type: 'string',
+        value: 'FILE',
+        description: 'A partial container config merged under every vassal file.',
+      },
+      {
+        name: 'control',
+        type: 'string',
+        value: 'PATH',
+        description:
+          'Control socket: listened on by the emperor, used by status/reload/stop/start.',
+      },
+      {
+        name: 'json',
+        type: 'boolean',
+        description: 'status: print the JSON document instead of the table.',
+      },
+      {
+        name: 'timeout',
+        type: 'string',
+        value: 'MS',
+        description: 'Control commands: longest wait for the answer (default 120000).',
       },
     ],
   },

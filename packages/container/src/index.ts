@@ -31,6 +31,15 @@ export {
 } from './container.ts';
 export type { ContainerRequest } from './dispatch/types.ts';
 export {
+  type Emperor,
+  type EmperorArgs,
+  type EmperorConfig,
+  type EmperorOptions,
+  emperorSchema,
+  loadEmperorConfig,
+  startEmperor,
+} from './emperor/index.ts';
+export {
   CONTAINER_ERROR_CODES,
   ContainerError,
   type ContainerErrorCode,
@@ -43,6 +52,7 @@ export {
   type ReloadResult,
   readPidfile,
   type Supervisor,
+  type SupervisorStatus,
   sendControl,
   startSupervisor,
 } from './supervisor/index.ts';

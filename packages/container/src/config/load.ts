@@ -43,6 +43,12 @@ export interface ParseConfigOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Directory that a relative `file` (or, without a file, relative paths) resolve against. Default: `process.cwd()`. */
   readonly cwd?: string;
+  /**
+   * A partial config merged *under* the file (the emperor's `vassalDefaults`): interpolated
+   * with the same `env`, then maps merge key by key and any other value of the file wins.
+   * Its issues are reported against `defaults.file`. Default: none.
+   */
+  readonly defaults?: { readonly text: string; readonly file: string };
 }
 
 export type ReadConfigOptions = Omit<ParseConfigOptions, 'file'>;
@@ -104,8 +110,17 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Con
   const cwd = options.cwd ?? process.cwd();
   const absFile = options.file === undefined ? undefined : resolve(cwd, options.file);
   const session = new Session(text, options.file ?? '<config>');
-  const data = session.load(options.env ?? process.env);
+  const env = options.env ?? process.env;
+  let data = session.load(env);
   if (data === undefined) session.fail();
+  if (options.defaults !== undefined) {
+    const defaults = new Session(options.defaults.text, options.defaults.file);
+    const under = defaults.load(env, { partial: true });
+    if (under === undefined) defaults.fail();
+    if (!isPlainObject(under)) defaults.add(0, '', 'vassal defaults must be a map of config keys');
+    defaults.failIfAny();
+    data = mergeUnder(under, data);
+  }
 
   const explicitModes = listenersWithKey(data, 'mode');
   if (!validator()(data)) {
@@ -156,7 +171,7 @@ class Session implements IssueSink {
   }
 
   /** YAML -> interpolated plain data; undefined when the document itself is unusable. */
-  load(env: Readonly<Record<string, string | undefined>>): unknown {
+  load(env: Readonly<Record<string, string | undefined>>, { partial = false } = {}): unknown {
     // prettyErrors off: positions come from our LineCounter and messages stay one line.
     // uniqueKeys (yaml's default) turns a duplicate key into an error instead of last-wins.
     const doc = parseDocument(this.#text, {
@@ -171,6 +186,7 @@ class Session implements IssueSink {
     }
     if (doc.errors.length > 0) return undefined;
     if (doc.contents === null) {
+      if (partial) return {};
       this.add(0, '', 'the file is empty: a config needs at least listeners and mounts');
       return undefined;
     }
@@ -322,6 +338,18 @@ class Session implements IssueSink {
     // An alias stands for its anchor's node: errors inside it point at the anchored text.
     return isAlias(node) && this.#doc !== undefined ? node.resolve(this.#doc) : node;
   }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** `over` on top of `under`: maps merge key by key, any other value of `over` wins. */
+function mergeUnder(under: unknown, over: unknown): unknown {
+  if (!isPlainObject(under) || !isPlainObject(over)) return over === undefined ? under : over;
+  const out: Record<string, unknown> = { ...under };
+  for (const [key, value] of Object.entries(over)) out[key] = mergeUnder(under[key], value);
+  return out;
 }
 
 function rangeStart(node: unknown): number | undefined {

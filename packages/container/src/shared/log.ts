@@ -22,6 +22,12 @@ export interface LogConfig {
 /** The logger type used across the container (a pino logger or any child of one). */
 export type Logger = pino.Logger;
 
+/**
+ * The environment variable that names a vassal (set by the emperor, inherited by the vassal's
+ * workers); its value is the `vassal` field of every record.
+ */
+export const VASSAL_ENV = 'UWSGI_TS_VASSAL';
+
 export interface CreateLoggerOptions {
   /** Destination; default `process.stdout` (or `log.file` when the config sets one). */
   readonly stdout?: NodeJS.WritableStream & { readonly isTTY?: boolean | undefined };
@@ -89,7 +95,10 @@ export function createLogger(log: LogConfig, options: CreateLoggerOptions = {}):
       ? process.stdout
       : (new LogFile(log.file) as unknown as NodeJS.WritableStream & { isTTY: boolean }));
   const isPretty = log.format === 'pretty' || (log.format === 'auto' && stdout.isTTY === true);
-  const base = { level: log.level, base: { pid: process.pid, ...options.bindings } };
+  // Under an emperor every record of a vassal (master and workers) names it.
+  const vassal = process.env[VASSAL_ENV];
+  const bindings = vassal === undefined ? options.bindings : { vassal, ...options.bindings };
+  const base = { level: log.level, base: { pid: process.pid, ...bindings } };
   if (isPretty) {
     // Required on first use: pino-pretty costs 80-110 ms of a worker's boot, and JSON is the
     // format of every non-TTY output (workers, services, tests).
@@ -101,7 +110,7 @@ export function createLogger(log: LogConfig, options: CreateLoggerOptions = {}):
     options.sharedOutput === true && isPipe(stdout) ? PIPE_BUF : BATCH_BYTES,
   );
   const logger = pino(base, writer);
-  writers.set(logger, { writer, level: log.level, bindings: options.bindings });
+  writers.set(logger, { writer, level: log.level, bindings });
   return logger;
 }
 

@@ -9,10 +9,12 @@ import { ContainerError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { clearStaleSocket } from '../transport/listen.ts';
 
-export interface ControlHandlers {
-  reload(): Promise<unknown>;
-  stats(): Promise<unknown>;
-}
+/**
+ * Command name -> handler, called with the command's `name` argument (the emperor's
+ * `reload NAME`). A handler's object result is spread into the `{ ok: true }` answer; any
+ * other result is its `result`.
+ */
+export type ControlHandlers = Readonly<Record<string, (name?: string) => Promise<unknown>>>;
 
 /** Largest command line accepted (bytes). */
 const MAX_COMMAND_BYTES = 4096;
@@ -78,15 +80,22 @@ export async function listenControl(
 
 async function answer(line: string, handlers: ControlHandlers): Promise<unknown> {
   let cmd: unknown;
+  let name: unknown;
   try {
-    cmd = (JSON.parse(line) as { cmd?: unknown }).cmd;
+    ({ cmd, name } = JSON.parse(line) as { cmd?: unknown; name?: unknown });
   } catch {
     return { ok: false, error: 'not JSON' };
   }
+  const handler =
+    typeof cmd === 'string' && Object.hasOwn(handlers, cmd) ? handlers[cmd] : undefined;
+  if (handler === undefined) return { ok: false, error: `unknown command ${JSON.stringify(cmd)}` };
+  if (name !== undefined && typeof name !== 'string')
+    return { ok: false, error: 'name must be a string' };
   try {
-    if (cmd === 'reload') return { ok: true, ...((await handlers.reload()) as object) };
-    if (cmd === 'stats') return { ok: true, stats: await handlers.stats() };
-    return { ok: false, error: `unknown command ${JSON.stringify(cmd)}` };
+    const result = await handler(name);
+    return typeof result === 'object' && result !== null && !Array.isArray(result)
+      ? { ok: true, ...result }
+      : { ok: true, result };
   } catch (err) {
     return {
       ok: false,
@@ -104,6 +113,7 @@ export function sendControl(
   path: string,
   cmd: string,
   timeoutMs: number,
+  name?: string,
 ): Promise<{ ok: boolean; error?: string; [key: string]: unknown }> {
   return new Promise((resolve, reject) => {
     const socket = connect({ path });
@@ -115,20 +125,18 @@ export function sendControl(
       );
     }, timeoutMs);
     socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(`${JSON.stringify({ cmd })}\n`));
+    socket.on('connect', () =>
+      socket.write(`${JSON.stringify(name === undefined ? { cmd } : { cmd, name })}\n`),
+    );
     socket.on('data', (chunk: string) => {
       text += chunk;
     });
     socket.on('error', (err) => {
       clearTimeout(timer);
       reject(
-        new ContainerError(
-          'UWSGI_ERR_CONTROL',
-          `cannot reach the master at ${path}: ${err.message}`,
-          {
-            cause: err,
-          },
-        ),
+        new ContainerError('UWSGI_ERR_CONTROL', `cannot reach ${path}: ${err.message}`, {
+          cause: err,
+        }),
       );
     });
     socket.on('end', () => {

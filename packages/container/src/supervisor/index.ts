@@ -19,6 +19,19 @@ import { Master, type MasterOptions, type MasterStats, type ReloadResult } from 
 export { readPidfile, sendControl } from './control.ts';
 export type { MasterStats, ReloadResult } from './master.ts';
 
+export interface SupervisorStatus {
+  readonly generation: number;
+  readonly listeners: readonly { readonly protocol: string; readonly address: string }[];
+  readonly workers: readonly {
+    readonly id: number;
+    readonly pid: number;
+    readonly generation: number;
+    readonly state: string;
+    /** Requests served, as of the worker's last heartbeat (each second). */
+    readonly requests: number;
+  }[];
+}
+
 export interface Supervisor {
   readonly pid: number;
   readonly logger: Logger;
@@ -28,6 +41,8 @@ export interface Supervisor {
   stop(timeoutMs?: number): Promise<void>;
   reopenLogs(): void;
   stats(): Promise<MasterStats>;
+  /** What the master knows now, without asking the workers (their last heartbeats). */
+  status(): SupervisorStatus;
   /** Resolves once the supervisor has stopped (whoever stopped it). */
   readonly stopped: Promise<void>;
 }
@@ -51,7 +66,7 @@ export async function startSupervisor(
     if (config.control !== undefined) {
       control = await listenControl(
         config.control,
-        { reload: () => reload('control'), stats: () => master.stats() },
+        { reload: () => reload('control'), stats: async () => ({ stats: await master.stats() }) },
         log,
       );
     }
@@ -93,6 +108,17 @@ export async function startSupervisor(
     reload,
     reopenLogs: () => master.reopenLogs(),
     stats: () => master.stats(),
+    status: () => ({
+      generation: master.generation,
+      listeners: master.listeners(),
+      workers: master.workers().map((w) => ({
+        id: w.id,
+        pid: w.pid,
+        generation: w.generation,
+        state: w.state,
+        requests: w.requests,
+      })),
+    }),
     stop(timeoutMs?: number) {
       const stopped = master.stop(timeoutMs);
       stopping ??= stopped.then(() => {

@@ -1,0 +1,180 @@
+/**
+ * The emperor's own options: the `emperor:` map of its config file (`uwsgi-ts emperor --config
+ * FILE`), with defaults, validated by its JSON Schema. Vassal files are container configs
+ * (config/); this is only what the emperor itself needs. docs/emperor.md has every key.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { Ajv } from 'ajv';
+import { LineCounter, parseDocument } from 'yaml';
+import type { ConfigIssue } from '../config/issues.ts';
+import { formatIssue } from '../config/issues.ts';
+import { ContainerError } from '../shared/errors.ts';
+import type { LogConfig } from '../shared/log.ts';
+
+export interface EmperorConfig {
+  /** Directories or globs (wildcards in the last segment only), absolute. */
+  readonly watch: readonly string[];
+  /** A partial container config merged under every vassal file (absolute path). */
+  readonly vassalDefaults?: string;
+  /** Control socket for `uwsgi-ts emperor status|reload NAME|stop NAME|start NAME`. */
+  readonly control?: string;
+  readonly pidfile?: string;
+  /** Safety-net rescan of every watched directory (ms). Default 2000. */
+  readonly rescanMs: number;
+  /** Quiet time after the last file-system event before a scan (ms). Default 50. */
+  readonly debounceMs: number;
+  /** Graceful stop of a vassal before its process group is SIGKILLed (ms). Default 30000. */
+  readonly mercyMs: number;
+  /** A vassal silent this long is killed and respawned (ms). Default 30000. */
+  readonly heartbeatTimeoutMs: number;
+  /** A vassal that does not report ready within this is killed (ms). Default 60000. */
+  readonly readyTimeoutMs: number;
+  readonly backoff: { readonly firstMs: number; readonly maxMs: number };
+  readonly log: LogConfig;
+}
+
+const ms = (deflt: number, minimum = 0) => ({ type: 'integer', minimum, default: deflt }) as const;
+
+/** The JSON Schema of the `emperor:` map (the single source of its defaults). */
+export const emperorSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    watch: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+    vassalDefaults: { type: 'string', minLength: 1 },
+    control: { type: 'string', minLength: 1 },
+    pidfile: { type: 'string', minLength: 1 },
+    rescanMs: ms(2000, 100),
+    debounceMs: ms(50),
+    mercyMs: ms(30_000),
+    heartbeatTimeoutMs: ms(30_000, 1000),
+    readyTimeoutMs: ms(60_000, 100),
+    backoff: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { firstMs: ms(500, 1), maxMs: ms(30_000, 1) },
+    },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        level: {
+          enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+          default: 'info',
+        },
+        format: { enum: ['json', 'pretty', 'auto'], default: 'auto' },
+        access: { type: 'boolean', default: false },
+        file: { type: 'string', minLength: 1 },
+      },
+    },
+  },
+} as const;
+
+/** Overrides from the command line (paths relative to the cwd). */
+export interface EmperorArgs {
+  readonly watch?: readonly string[];
+  readonly vassalDefaults?: string;
+  readonly control?: string;
+}
+
+/**
+ * The emperor's options: the config file's `emperor:` map (if any; its relative paths against
+ * its directory) under the command-line arguments (relative to `cwd`).
+ * @throws ContainerError `UWSGI_ERR_CONFIG_INVALID` with `issues`.
+ */
+export async function loadEmperorConfig(
+  file: string | undefined,
+  args: EmperorArgs,
+  cwd: string,
+): Promise<EmperorConfig> {
+  let data: Record<string, unknown> = {};
+  let base = cwd;
+  const name = file ?? '<arguments>';
+  const lines = new LineCounter();
+  let doc: ReturnType<typeof parseDocument> | undefined;
+  if (file !== undefined) {
+    const path = resolve(cwd, file);
+    base = dirname(path);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (cause) {
+      throw invalid(name, [
+        issue(name, `cannot read the file (${(cause as NodeJS.ErrnoException).code ?? cause})`),
+      ]);
+    }
+    doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    if (doc.errors.length > 0) {
+      throw invalid(
+        name,
+        doc.errors.map((e) => ({ ...issue(name, e.message), ...lines.linePos(e.pos[0]) })),
+      );
+    }
+    const top = doc.toJS({ maxAliasCount: 100 }) as unknown;
+    const inner = (top as { emperor?: unknown } | null)?.emperor;
+    if (
+      typeof top !== 'object' ||
+      top === null ||
+      Object.keys(top).some((k) => k !== 'emperor') ||
+      typeof inner !== 'object' ||
+      inner === null
+    ) {
+      throw invalid(name, [issue(name, 'an emperor config is one map under the key "emperor:"')]);
+    }
+    data = { ...(inner as Record<string, unknown>) };
+  }
+  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true });
+  const validate = ajv.compile(emperorSchema);
+  if (!validate(data)) {
+    throw invalid(
+      name,
+      (validate.errors ?? []).map((err) => {
+        const path = `/emperor${err.instancePath}`;
+        const extra =
+          err.keyword === 'additionalProperties'
+            ? ` "${(err.params as { additionalProperty: string }).additionalProperty}"`
+            : '';
+        return { ...issue(name, `${err.message ?? 'invalid'}${extra}`), path };
+      }),
+    );
+  }
+  const raw = data as unknown as Omit<EmperorConfig, 'watch'> & { watch: string[] };
+  const at = (p: string | undefined, from: string) =>
+    p === undefined ? undefined : resolve(from, p);
+  const watch = [
+    ...raw.watch.map((w) => resolve(base, w)),
+    ...(args.watch ?? []).map((w) => resolve(cwd, w)),
+  ];
+  const vassalDefaults = at(args.vassalDefaults, cwd) ?? at(raw.vassalDefaults, base);
+  const control = at(args.control, cwd) ?? at(raw.control, base);
+  const pidfile = at(raw.pidfile, base);
+  const logFile = at(raw.log.file, base);
+  if (watch.length === 0) {
+    throw invalid(name, [
+      issue(name, 'nothing to watch: give a directory or glob (or emperor.watch)'),
+    ]);
+  }
+  return Object.freeze({
+    ...raw,
+    watch,
+    log: logFile === undefined ? raw.log : { ...raw.log, file: logFile },
+    ...(vassalDefaults === undefined ? {} : { vassalDefaults }),
+    ...(control === undefined ? {} : { control }),
+    ...(pidfile === undefined ? {} : { pidfile }),
+  });
+}
+
+function issue(file: string, message: string): ConfigIssue {
+  return { file, line: 0, col: 0, path: '', message };
+}
+
+function invalid(file: string, issues: ConfigIssue[]): ContainerError {
+  return new ContainerError(
+    'UWSGI_ERR_CONFIG_INVALID',
+    `invalid emperor config ${file}:\n${issues.map((i) => `  ${formatIssue(i)}`).join('\n')}`,
+    { issues },
+  );
+}

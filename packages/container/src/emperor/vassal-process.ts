@@ -1,0 +1,107 @@
+/**
+ * One vassal process as the emperor sees it: forked detached (it leads its own process group,
+ * which its workers and whatever the apps spawn share), its IPC messages, and the group kill
+ * that leaves nothing behind. Knows nothing of files or states (emperor/vassal.ts does).
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { workerExecArgv } from '../supervisor/worker-process.ts';
+import {
+  type EmperorMessage,
+  isVassalMessage,
+  VASSAL_ENV,
+  type VassalMessage,
+} from '../vassal/ipc.ts';
+
+export interface VassalExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+export interface VassalProcessOptions {
+  readonly entry: string;
+  readonly name: string;
+  readonly env: NodeJS.ProcessEnv;
+  /** Pipe the vassal's output here instead of inheriting the emperor's stdout/stderr. */
+  readonly stdout?: NodeJS.WritableStream;
+  readonly onMessage: (message: VassalMessage) => void;
+  readonly onExit: (exit: VassalExit) => void;
+}
+
+export class VassalProcess {
+  readonly pid: number;
+  readonly startedAt = Date.now();
+  readyAt: number | undefined;
+  lastHeard = Date.now();
+  readonly exited: Promise<VassalExit>;
+  #exit: VassalExit | undefined;
+  readonly #child: ChildProcess;
+  #killTimer: NodeJS.Timeout | undefined;
+  #killBy = Number.POSITIVE_INFINITY;
+
+  constructor(options: VassalProcessOptions) {
+    const out = options.stdout === undefined ? 'inherit' : 'pipe';
+    const child = fork(options.entry, [], {
+      // A new session and process group: the group is everything this vassal runs.
+      detached: true,
+      stdio: ['ignore', out, out, 'ipc'],
+      env: { ...options.env, [VASSAL_ENV]: options.name },
+      execArgv: workerExecArgv(process.execArgv),
+      serialization: 'json',
+    });
+    if (options.stdout !== undefined) {
+      child.stdout?.pipe(options.stdout, { end: false });
+      child.stderr?.pipe(options.stdout, { end: false });
+    }
+    this.#child = child;
+    this.pid = child.pid ?? -1;
+    child.on('error', () => undefined);
+    child.on('message', (message: unknown) => {
+      this.lastHeard = Date.now();
+      if (isVassalMessage(message)) options.onMessage(message);
+    });
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        clearTimeout(this.#killTimer);
+        const exit = { code, signal };
+        this.#exit = exit;
+        // Whatever the vassal left in its group (an app's child, a worker that lost its master)
+        // goes with it.
+        this.killGroup();
+        resolve(exit);
+        options.onExit(exit);
+      });
+    });
+  }
+
+  get alive(): boolean {
+    return this.#exit === undefined;
+  }
+
+  send(message: EmperorMessage): void {
+    if (this.#child.connected) this.#child.send(message, (err) => void err);
+  }
+
+  /**
+   * Graceful stop within `timeoutMs`; SIGKILL of the whole group 1 s after that. A later call
+   * can only shorten it.
+   */
+  stop(timeoutMs: number): void {
+    if (!this.alive) return;
+    const by = Date.now() + timeoutMs + 1000;
+    if (by >= this.#killBy) return;
+    this.#killBy = by;
+    this.send({ type: 'stop', timeoutMs });
+    clearTimeout(this.#killTimer);
+    this.#killTimer = setTimeout(() => this.killGroup(), timeoutMs + 1000);
+  }
+
+  /** SIGKILL to the vassal's process group (its pid: it leads the group). */
+  killGroup(): void {
+    if (this.pid <= 0) return;
+    try {
+      process.kill(-this.pid, 'SIGKILL');
+    } catch {
+      // The group is empty already.
+    }
+  }
+}

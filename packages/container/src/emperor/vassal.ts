@@ -1,0 +1,526 @@
+/**
+ * One vassal's state machine (docs/emperor.md "Life cycle of one vassal"): what its file wants
+ * (a validated text, an invalid one, or nothing), what its process serves, and the one step
+ * that brings the two together (`#reconcile`). Every wait is a timer of this vassal: a crash
+ * loop here never delays another vassal.
+ */
+import { parseConfig } from '../config/load.ts';
+import { ContainerError } from '../shared/errors.ts';
+import type { Logger } from '../shared/log.ts';
+import { Backoff } from '../supervisor/backoff.ts';
+import type { VassalConfigText, VassalMessage } from '../vassal/ipc.ts';
+import type { VassalFile } from './scanner.ts';
+import { type VassalExit, VassalProcess } from './vassal-process.ts';
+
+export interface VassalContext {
+  readonly entry: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly stdout: NodeJS.WritableStream | undefined;
+  readonly log: Logger;
+  readonly mercyMs: number;
+  readonly readyTimeoutMs: number;
+  readonly heartbeatTimeoutMs: number;
+  readonly backoff: { readonly firstMs: number; readonly maxMs: number };
+  /** Called once the vassal is gone for good (file deleted and process exited). */
+  readonly onGone: (vassal: Vassal) => void;
+}
+
+/** What a vassal's file asks for, validated. */
+interface Desired extends VassalConfigText {
+  /** Content hash of the text and the defaults: equal keys = the same config. */
+  readonly key: string;
+}
+
+export type VassalState =
+  | 'starting'
+  | 'serving'
+  | 'reloading'
+  | 'backoff'
+  | 'invalid'
+  | 'stopping'
+  | 'stopped'
+  | 'gone';
+
+/** One lifecycle event, kept for `status` (the last few per vassal). */
+export interface VassalEvent {
+  readonly at: string;
+  readonly event: string;
+  readonly detail?: string;
+}
+
+const HISTORY = 10;
+/** Loyal: served a request and stayed up this long (then a death is respawned at once). */
+const LOYAL_AFTER_MS = 1000;
+
+type Waiter = (result: { ok: boolean; error?: string }) => void;
+
+export class Vassal {
+  readonly name: string;
+  file: string;
+  readonly #ctx: VassalContext;
+  readonly #backoff: Backoff;
+  #desired: Desired | undefined;
+  /** The key of the last invalid text reported (reported once per content). */
+  #invalidKey: string | undefined;
+  #removed = false;
+  /** Stopped by an operator (`stop NAME`): stays down until `start NAME` or a new text. */
+  #held = false;
+  #proc: VassalProcess | undefined;
+  /** The key the process serves (or is starting with). */
+  #runningKey: string | undefined;
+  #reloadingKey: string | undefined;
+  /** A reload that failed: not retried until the text changes again. */
+  #failedKey: string | undefined;
+  #forceReload: string | undefined;
+  #reloadWaiters: Waiter[] = [];
+  #backoffTimer: NodeJS.Timeout | undefined;
+  #backoffUntil: number | undefined;
+  /** The key that crashed last: a different one (a fix) restarts a backing-off vassal at once. */
+  #crashedKey: string | undefined;
+  #loyal = false;
+  #requests = 0;
+  #generation = 0;
+  #workers: readonly number[] = [];
+  #listeners: readonly { protocol: string; address: string }[] = [];
+  #spawns = 0;
+  #lastError: string | undefined;
+  readonly #history: VassalEvent[] = [];
+
+  constructor(name: string, file: string, ctx: VassalContext) {
+    this.name = name;
+    this.file = file;
+    this.#ctx = ctx;
+    this.#backoff = new Backoff({
+      firstMs: ctx.backoff.firstMs,
+      maxMs: ctx.backoff.maxMs,
+      minServingMs: LOYAL_AFTER_MS,
+    });
+  }
+
+  get state(): VassalState {
+    if (this.#proc === undefined) {
+      if (this.#removed) return 'gone';
+      if (this.#held) return 'stopped';
+      if (this.#backoffTimer !== undefined) return 'backoff';
+      return this.#desired === undefined ? 'invalid' : 'starting';
+    }
+    if (this.#removed || this.#held || this.#stopping) return 'stopping';
+    if (this.#proc.readyAt === undefined) return 'starting';
+    return this.#reloadingKey === undefined ? 'serving' : 'reloading';
+  }
+
+  #stopping = false;
+  #mtimeMs: number | undefined;
+
+  /** The scan found the file (maybe changed): validate, then act. */
+  update(
+    found: VassalFile,
+    defaults: { file: string; text: string; hash: string } | undefined,
+  ): void {
+    this.file = found.file;
+    const touched = this.#mtimeMs !== undefined && found.mtimeMs !== this.#mtimeMs;
+    this.#mtimeMs = found.mtimeMs;
+    if (touched && this.#backoffTimer !== undefined && this.#desired !== undefined) {
+      // `touch` on a throttled vassal (its app was fixed): retry now, as uWSGI operators do.
+      this.#ctx.log.info(
+        { vassal: this.name, event: 'retry' },
+        'vassal file touched: retrying now',
+      );
+      this.start();
+    }
+    const key = defaults === undefined ? found.hash : `${found.hash}+${defaults.hash}`;
+    if (this.#removed) {
+      // Deleted, then back before the old process was gone: it comes back.
+      this.#removed = false;
+    }
+    if (key === this.#desired?.key || key === this.#invalidKey) return;
+    const source: VassalConfigText = {
+      file: found.file,
+      text: found.text,
+      ...(defaults === undefined ? {} : { defaults: { file: defaults.file, text: defaults.text } }),
+    };
+    try {
+      parseConfig(source.text, {
+        file: source.file,
+        env: { ...this.#ctx.env, ...this.vars() },
+        ...(source.defaults === undefined ? {} : { defaults: source.defaults }),
+      });
+    } catch (err) {
+      this.#invalidKey = key;
+      const issues = err instanceof ContainerError ? err.issues : undefined;
+      this.#lastError = issues?.[0]?.message ?? (err as Error).message;
+      this.#record('invalid', this.#lastError);
+      this.#ctx.log.error(
+        {
+          vassal: this.name,
+          event: 'invalid',
+          file: found.file,
+          issues,
+          serving: this.#proc?.readyAt === undefined ? false : this.#runningKey !== undefined,
+        },
+        this.#proc === undefined
+          ? 'vassal config invalid: not started'
+          : 'vassal config invalid: the running vassal keeps serving its last good config',
+      );
+      return;
+    }
+    this.#invalidKey = undefined;
+    const first = this.#desired === undefined;
+    this.#desired = { ...source, key };
+    this.#held = false;
+    if (!first) this.#record('changed');
+    if (this.#backoffTimer !== undefined && key !== this.#crashedKey) {
+      // A fixed file: no reason to wait out the throttle.
+      clearTimeout(this.#backoffTimer);
+      this.#backoffTimer = undefined;
+      this.#backoffUntil = undefined;
+    }
+    this.#reconcile();
+  }
+
+  /** The file is gone: stop gracefully (then the group is killed), then forget the vassal. */
+  remove(): void {
+    if (this.#removed) return;
+    this.#removed = true;
+    this.#desired = undefined;
+    this.#invalidKey = undefined;
+    this.#record('removed');
+    this.#reconcile();
+  }
+
+  /** Operator `stop NAME` (and the emperor stopping): down until `start()` or a new text. */
+  stop(timeoutMs = this.#ctx.mercyMs): Promise<void> {
+    this.#held = true;
+    this.#stopProcess(timeoutMs);
+    return this.#proc?.exited.then(() => undefined) ?? Promise.resolve();
+  }
+
+  /** Operator `start NAME`: undoes `stop()`; a backing-off vassal spawns now. */
+  start(): void {
+    this.#held = false;
+    clearTimeout(this.#backoffTimer);
+    this.#backoffTimer = undefined;
+    this.#backoffUntil = undefined;
+    this.#reconcile();
+  }
+
+  /** Graceful reload with the current text (SIGHUP, `reload NAME`); resolves with the result. */
+  reload(trigger: string): Promise<{ ok: boolean; error?: string }> {
+    if (this.#proc === undefined || this.#desired === undefined || this.#stopping) {
+      return Promise.resolve({ ok: false, error: `vassal ${this.name} is ${this.state}` });
+    }
+    return new Promise((resolve) => {
+      this.#reloadWaiters.push(resolve);
+      this.#forceReload = trigger;
+      this.#reconcile();
+    });
+  }
+
+  reopenLogs(): void {
+    this.#proc?.send({ type: 'reopen-logs' });
+  }
+
+  /** Checked every second by the emperor: a silent or never-ready vassal is killed. */
+  check(now: number): void {
+    const proc = this.#proc;
+    if (proc === undefined || this.#stopping) return;
+    if (proc.readyAt === undefined && now - proc.startedAt > this.#ctx.readyTimeoutMs) {
+      this.#lastError = `not ready within ${this.#ctx.readyTimeoutMs} ms`;
+      this.#ctx.log.error(
+        { vassal: this.name, event: 'ready-timeout', vassalPid: proc.pid },
+        'vassal never became ready: killed',
+      );
+      proc.killGroup();
+    } else if (proc.readyAt !== undefined && now - proc.lastHeard > this.#ctx.heartbeatTimeoutMs) {
+      this.#lastError = `no heartbeat for ${now - proc.lastHeard} ms`;
+      this.#ctx.log.error(
+        { vassal: this.name, event: 'heartbeat', vassalPid: proc.pid },
+        'vassal heartbeat lost: killed',
+      );
+      proc.killGroup();
+    }
+  }
+
+  /** Whether a process of this vassal is alive (the emperor waits for none before exiting). */
+  get exited(): Promise<unknown> {
+    return this.#proc?.exited ?? Promise.resolve();
+  }
+
+  status(): Record<string, unknown> {
+    const proc = this.#proc;
+    return {
+      name: this.name,
+      file: this.file,
+      state: this.state,
+      pid: proc?.pid ?? null,
+      generation: this.#generation,
+      workers: this.#workers,
+      listeners: this.#listeners,
+      loyal: this.#loyal,
+      requests: this.#requests,
+      spawns: this.#spawns,
+      since: proc === undefined ? null : new Date(proc.readyAt ?? proc.startedAt).toISOString(),
+      ...(this.#backoffUntil === undefined
+        ? {}
+        : { throttledUntil: new Date(this.#backoffUntil).toISOString() }),
+      ...(this.#lastError === undefined ? {} : { lastError: this.#lastError }),
+      history: this.#history,
+    };
+  }
+
+  /** `${VASSAL}` (name without extension) and `${VASSAL_FILE}` (the name). */
+  vars(): Record<string, string> {
+    return { VASSAL: this.name.replace(/\.ya?ml$/, ''), VASSAL_FILE: this.name };
+  }
+
+  #record(event: string, detail?: string): void {
+    this.#history.push({
+      at: new Date().toISOString(),
+      event,
+      ...(detail === undefined ? {} : { detail }),
+    });
+    if (this.#history.length > HISTORY) this.#history.shift();
+  }
+
+  /** The one place that acts: compares what the file wants with what runs. */
+  #reconcile(): void {
+    const proc = this.#proc;
+    if (this.#removed || this.#held) {
+      if (proc !== undefined) this.#stopProcess(this.#ctx.mercyMs);
+      else if (this.#removed) this.#ctx.onGone(this);
+      clearTimeout(this.#backoffTimer);
+      this.#backoffTimer = undefined;
+      return;
+    }
+    const desired = this.#desired;
+    if (desired === undefined) return;
+    if (proc === undefined) {
+      if (this.#backoffTimer === undefined) this.#spawn(desired);
+      return;
+    }
+    if (this.#stopping || proc.readyAt === undefined || this.#reloadingKey !== undefined) return;
+    const changed = desired.key !== this.#runningKey && desired.key !== this.#failedKey;
+    if (!changed && this.#forceReload === undefined) return;
+    const trigger = changed ? 'config change' : (this.#forceReload ?? 'operator');
+    this.#forceReload = undefined;
+    this.#reloadingKey = desired.key;
+    this.#ctx.log.info(
+      { vassal: this.name, event: 'reloading', trigger, vassalPid: proc.pid },
+      'vassal reloading',
+    );
+    proc.send({
+      type: 'reload',
+      trigger,
+      file: desired.file,
+      text: desired.text,
+      ...(desired.defaults === undefined ? {} : { defaults: desired.defaults }),
+    });
+  }
+
+  #spawn(desired: Desired): void {
+    const proc = new VassalProcess({
+      entry: this.#ctx.entry,
+      name: this.name,
+      env: this.#ctx.env,
+      ...(this.#ctx.stdout === undefined ? {} : { stdout: this.#ctx.stdout }),
+      onMessage: (message) => this.#onMessage(proc, message),
+      onExit: (exit) => this.#onExit(proc, exit),
+    });
+    this.#proc = proc;
+    this.#stopping = false;
+    this.#runningKey = desired.key;
+    this.#failedKey = undefined;
+    this.#loyal = false;
+    this.#requests = 0;
+    this.#spawns++;
+    this.#record('spawned', `pid ${proc.pid}`);
+    this.#ctx.log.info(
+      { vassal: this.name, event: 'spawned', vassalPid: proc.pid, file: desired.file },
+      'vassal spawned',
+    );
+    proc.send({
+      type: 'start',
+      name: this.name,
+      vars: this.vars(),
+      file: desired.file,
+      text: desired.text,
+      ...(desired.defaults === undefined ? {} : { defaults: desired.defaults }),
+    });
+  }
+
+  #stopProcess(timeoutMs: number): void {
+    const proc = this.#proc;
+    if (proc === undefined) return;
+    if (!this.#stopping) {
+      this.#ctx.log.info(
+        { vassal: this.name, event: 'stopping', vassalPid: proc.pid, timeoutMs },
+        'vassal stopping',
+      );
+    }
+    this.#stopping = true;
+    proc.stop(timeoutMs);
+    this.#settleReloads({ ok: false, error: 'the vassal is stopping' });
+  }
+
+  #settleReloads(result: { ok: boolean; error?: string }): void {
+    const waiters = this.#reloadWaiters;
+    this.#reloadWaiters = [];
+    for (const waiter of waiters) waiter(result);
+  }
+
+  #onMessage(proc: VassalProcess, message: VassalMessage): void {
+    if (proc !== this.#proc) return;
+    switch (message.type) {
+      case 'ready':
+        proc.readyAt = Date.now();
+        this.#generation = message.generation;
+        this.#workers = message.workers;
+        this.#listeners = message.listeners;
+        this.#lastError = undefined;
+        this.#record('ready', `generation ${message.generation}`);
+        this.#ctx.log.info(
+          {
+            vassal: this.name,
+            event: 'ready',
+            vassalPid: proc.pid,
+            listeners: message.listeners,
+            workers: message.workers,
+            bootMs: proc.readyAt - proc.startedAt,
+          },
+          'vassal ready',
+        );
+        this.#reconcile();
+        return;
+      case 'heartbeat':
+        this.#counters(message);
+        return;
+      case 'reloaded': {
+        this.#counters(message);
+        this.#runningKey = this.#reloadingKey;
+        this.#reloadingKey = undefined;
+        this.#lastError = undefined;
+        this.#record('reloaded', `generation ${message.generation}`);
+        this.#ctx.log.info(
+          {
+            vassal: this.name,
+            event: 'reloaded',
+            vassalPid: proc.pid,
+            generation: message.generation,
+            workers: message.workers,
+          },
+          'vassal reloaded',
+        );
+        this.#settleReloads({ ok: true });
+        this.#reconcile();
+        return;
+      }
+      case 'reload-failed':
+        this.#failedKey = this.#reloadingKey;
+        this.#reloadingKey = undefined;
+        this.#lastError = message.issues?.[0]?.message ?? message.error.message;
+        this.#record('reload-failed', this.#lastError);
+        this.#ctx.log.error(
+          {
+            vassal: this.name,
+            event: 'reload-failed',
+            vassalPid: proc.pid,
+            error: message.error,
+            issues: message.issues,
+          },
+          'vassal reload failed: the previous generation keeps serving',
+        );
+        this.#settleReloads({ ok: false, error: message.error.message });
+        this.#reconcile();
+        return;
+      case 'boot-failed':
+        this.#lastError = message.issues?.[0]?.message ?? message.error.message;
+        this.#ctx.log.error(
+          {
+            vassal: this.name,
+            event: 'boot-failed',
+            vassalPid: proc.pid,
+            error: message.error,
+            issues: message.issues,
+          },
+          'vassal failed to start',
+        );
+        return;
+    }
+  }
+
+  #counters(message: { generation: number; requests: number; workers: readonly number[] }): void {
+    this.#generation = message.generation;
+    this.#workers = message.workers;
+    this.#requests = message.requests;
+    if (!this.#loyal && message.requests > 0) {
+      this.#loyal = true;
+      this.#ctx.log.info(
+        { vassal: this.name, event: 'loyal' },
+        'vassal loyal: served its first request',
+      );
+    }
+  }
+
+  #onExit(proc: VassalProcess, exit: VassalExit): void {
+    if (proc !== this.#proc) return;
+    this.#proc = undefined;
+    this.#reloadingKey = undefined;
+    this.#workers = [];
+    const wasStopping = this.#stopping;
+    this.#stopping = false;
+    this.#settleReloads({ ok: false, error: 'the vassal exited' });
+    if (wasStopping) {
+      this.#record('stopped');
+      this.#ctx.log.info(
+        {
+          vassal: this.name,
+          event: 'stopped',
+          vassalPid: proc.pid,
+          code: exit.code,
+          signal: exit.signal,
+        },
+        'vassal stopped',
+      );
+      this.#reconcile();
+      return;
+    }
+    const now = Date.now();
+    const serving = proc.readyAt === undefined ? undefined : now - proc.readyAt;
+    const delay = this.#backoff.next(now - proc.startedAt, this.#loyal ? serving : undefined);
+    const how = exit.signal === null ? `code ${exit.code}` : `signal ${exit.signal}`;
+    this.#lastError ??= `exited with ${how}`;
+    this.#record('crashed', how);
+    this.#ctx.log.error(
+      {
+        vassal: this.name,
+        event: 'crashed',
+        vassalPid: proc.pid,
+        code: exit.code,
+        signal: exit.signal,
+        loyal: this.#loyal,
+        uptimeMs: now - proc.startedAt,
+      },
+      'vassal exited unexpectedly',
+    );
+    this.#crashedKey = this.#runningKey;
+    if (delay > 0) {
+      this.#backoffUntil = now + delay;
+      this.#record('throttled', `${delay} ms`);
+      this.#ctx.log.warn(
+        {
+          vassal: this.name,
+          event: 'throttled',
+          delayMs: delay,
+          until: new Date(this.#backoffUntil).toISOString(),
+        },
+        'vassal throttled',
+      );
+      this.#backoffTimer = setTimeout(() => {
+        this.#backoffTimer = undefined;
+        this.#backoffUntil = undefined;
+        this.#reconcile();
+      }, delay);
+    }
+    this.#reconcile();
+  }
+}

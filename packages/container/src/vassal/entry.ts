@@ -1,0 +1,188 @@
+/**
+ * A vassal process: forked by the emperor (emperor/), it runs one supervisor (a master and its
+ * workers, docs/supervisor.md) for one config file and reports to the emperor over IPC. It
+ * never watches files: the emperor validates each text and sends it. docs/emperor.md has the
+ * messages and what happens on each signal and failure.
+ */
+import { parseConfig } from '../config/load.ts';
+import type { ContainerConfig } from '../config/types.ts';
+import { ContainerError } from '../shared/errors.ts';
+import { flushLogger } from '../shared/log.ts';
+import { type Supervisor, startSupervisor } from '../supervisor/index.ts';
+import { errorInfo } from '../worker/ipc.ts';
+import {
+  type EmperorMessage,
+  isEmperorMessage,
+  VASSAL_HEARTBEAT_MS,
+  type VassalConfigText,
+  type VassalCounters,
+  type VassalMessage,
+} from './ipc.ts';
+
+/** Grace for in-flight requests when the emperor is gone (then the whole group is killed). */
+const ORPHAN_GRACE_MS = 800;
+
+let vars: Readonly<Record<string, string>> = {};
+let supervisor: Supervisor | undefined;
+/** The config the next reload starts (set just before `reload()`). */
+let next: ContainerConfig | undefined;
+let current: VassalConfigText | undefined;
+let stopping = false;
+let heartbeat: NodeJS.Timeout | undefined;
+/** The serving config's, for a SIGTERM sent to the vassal itself. */
+let shutdownTimeoutMs = 0;
+
+function send(message: VassalMessage, then?: () => void): void {
+  if (!process.connected) {
+    then?.();
+    return;
+  }
+  process.send?.(message, undefined, {}, () => then?.());
+}
+
+function parse(source: VassalConfigText): ContainerConfig {
+  return parseConfig(source.text, {
+    file: source.file,
+    env: { ...process.env, ...vars },
+    ...(source.defaults === undefined ? {} : { defaults: source.defaults }),
+  });
+}
+
+function counters(running: Supervisor): VassalCounters {
+  const status = running.status();
+  const live = status.workers.filter((w) => w.generation === status.generation);
+  return {
+    generation: status.generation,
+    requests: status.workers.reduce((sum, w) => sum + w.requests, 0),
+    workers: live.map((w) => w.pid),
+  };
+}
+
+function failure(
+  err: unknown,
+): Pick<Extract<VassalMessage, { type: 'boot-failed' }>, 'error' | 'issues'> {
+  return {
+    error: errorInfo(err),
+    ...(err instanceof ContainerError && err.issues !== undefined ? { issues: err.issues } : {}),
+  };
+}
+
+async function start(message: Extract<EmperorMessage, { type: 'start' }>): Promise<void> {
+  vars = message.vars;
+  let config: ContainerConfig;
+  try {
+    config = parse(message);
+    current = message;
+    shutdownTimeoutMs = config.shutdownTimeoutMs;
+    supervisor = await startSupervisor(config, {
+      reloadConfig: async () => next ?? parse(current ?? message),
+    });
+  } catch (err) {
+    send({ type: 'boot-failed', ...failure(err) }, () => process.exit(1));
+    return;
+  }
+  const running = supervisor;
+  if (stopping) {
+    // A stop arrived while the first generation was starting.
+    void running.stop(0).then(() => process.exit(0));
+    return;
+  }
+  send({ type: 'ready', listeners: running.status().listeners, ...counters(running) });
+  heartbeat = setInterval(
+    () => send({ type: 'heartbeat', ...counters(running) }),
+    VASSAL_HEARTBEAT_MS,
+  );
+  void running.stopped.then(() => {
+    // Stopped from inside (it never is today) or by stop(): nothing is left to supervise.
+    clearInterval(heartbeat);
+  });
+}
+
+function reload(message: Extract<EmperorMessage, { type: 'reload' }>): void {
+  const running = supervisor;
+  if (running === undefined) return;
+  let config: ContainerConfig;
+  try {
+    config = parse(message);
+  } catch (err) {
+    send({ type: 'reload-failed', ...failure(err) });
+    return;
+  }
+  next = config;
+  running.reload(message.trigger).then(
+    () => {
+      current = message;
+      shutdownTimeoutMs = config.shutdownTimeoutMs;
+      next = undefined;
+      send({ type: 'reloaded', ...counters(running) });
+    },
+    (err: unknown) => {
+      next = undefined;
+      send({ type: 'reload-failed', ...failure(err) });
+    },
+  );
+}
+
+function stop(timeoutMs: number, code: number): void {
+  stopping = true;
+  clearInterval(heartbeat);
+  const running = supervisor;
+  if (running === undefined) {
+    // Still starting: start() stops it once it serves (or it fails and exits).
+    return;
+  }
+  void running.stop(timeoutMs).then(() => {
+    flushLogger(running.logger);
+    process.exit(code);
+  });
+}
+
+function onMessage(message: unknown): void {
+  if (!isEmperorMessage(message)) return;
+  switch (message.type) {
+    case 'start':
+      void start(message);
+      return;
+    case 'reload':
+      reload(message);
+      return;
+    case 'stop':
+      stop(message.timeoutMs, 0);
+      return;
+    case 'reopen-logs':
+      supervisor?.reopenLogs();
+      return;
+  }
+}
+
+/**
+ * The emperor is gone (even by SIGKILL: the kernel closes its end of the channel). Nobody would
+ * supervise this vassal any more, so it goes too, as uWSGI's vassals do: a short grace for
+ * in-flight requests, then SIGKILL to its own process group, which takes whatever the apps
+ * spawned with it (docs/emperor.md "No orphans").
+ */
+function onEmperorLost(): void {
+  supervisor?.logger.warn('lost the emperor: stopping');
+  const killGroup = () => {
+    try {
+      process.kill(-process.pid, 'SIGKILL');
+    } catch {
+      // Not a group leader (started by hand): the workers go on their own disconnect.
+    }
+    process.exit(1);
+  };
+  setTimeout(killGroup, ORPHAN_GRACE_MS + 400).unref();
+  const running = supervisor;
+  if (running === undefined) killGroup();
+  else void running.stop(ORPHAN_GRACE_MS).then(killGroup);
+}
+
+process.on('message', onMessage);
+process.on('disconnect', onEmperorLost);
+// The emperor decides; a vassal's own SIGTERM (an operator, systemd) is a graceful stop.
+process.on('SIGTERM', () => stop(shutdownTimeoutMs, 0));
+process.on('SIGINT', () => undefined);
+process.on('SIGHUP', () => {
+  if (current !== undefined) reload({ type: 'reload', trigger: 'SIGHUP', ...current });
+});
+process.on('SIGUSR1', () => supervisor?.reopenLogs());
