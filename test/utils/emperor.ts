@@ -92,3 +92,27 @@ export async function waitForVersion(
     await delay(10);
   }
 }
+
+/** Polls `probe` every 20 ms until it returns a value; rejects after `timeoutMs`. */
+export async function waitFor<T>(
+  probe: () => T | undefined,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  const until = performance.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (performance.now() > until) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await delay(20);
+  }
+}
+
+/** `pred`, for records at index `from` or later of `logs`. */
+export function after(
+  logs: readonly LogRecord[],
+  from: number,
+  pred: (r: LogRecord) => boolean,
+): (r: LogRecord) => boolean {
+  return (r) => pred(r) && logs.indexOf(r) >= from;
+}
