@@ -240,6 +240,13 @@ export class Scanner {
         const info = await stat(file);
         if (!info.isFile()) continue;
         const text = await readFile(file, 'utf8');
+        if (text.trim() === '') {
+          // Truncated by a writer that has not written yet (an in-place rewrite): no config can
+          // be empty, so keep what was read before (or nothing) and let the write's event rescan.
+          const last = this.#lastFiles.get(name);
+          if (last !== undefined && last.file === file) out.push(last);
+          continue;
+        }
         out.push({ name, file, text, hash: sha256(text), mtimeMs: info.mtimeMs });
       } catch {
         // Removed or renamed between readdir and read: the next event rescans.

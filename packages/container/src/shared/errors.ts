@@ -52,7 +52,7 @@ export const CONTAINER_ERROR_CODES = [
   'UWSGI_ERR_CLOSED',
   /** `start()` was aborted through its `AbortSignal`; everything bound so far was released. */
   'UWSGI_ERR_ABORTED',
-  /** Reserved (emperor): a watched directory cannot be read or watched. */
+  /** Emperor: a watched directory or the vassal defaults file cannot be read, or a glob has wildcards outside its file name. */
   'UWSGI_ERR_EMPEROR_WATCH',
   /** Reserved (emperor): a vassal file was refused by the owner/mode policy. */
   'UWSGI_ERR_EMPEROR_OWNER',
