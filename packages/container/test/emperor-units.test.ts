@@ -130,9 +130,17 @@ describe('emperor config', () => {
 
   it('refuses unknown keys, wrong types, a file without emperor:, and nothing to watch', async () => {
     const cases: [string, RegExp][] = [
-      ['emperor:\n  watch: [v]\n  rescan: 5\n', /must NOT have additional properties "rescan"/],
-      ['emperor:\n  watch: [v]\n  mercyMs: soon\n', /\/emperor\/mercyMs/],
-      ['watch: [v]\n', /one map under the key "emperor:"/],
+      [
+        'emperor:\n  watch: [v]\n  rescanMS: 5\n',
+        /:3:3 \/emperor\/rescanMS unknown key "rescanMS"; did you mean "rescanMs"/,
+      ],
+      ['emperor:\n  watch: [v]\n  mercyMs: soon\n', /:3:12 \/emperor\/mercyMs must be integer/],
+      [
+        'emperor:\n  watch: [v]\n  control: ${CTL:-/run/e.sock}\n  pidfile: ${NOPE}\n',
+        /:4:12 .*NOPE is not set/,
+      ],
+      ['watch: [v]\n', /unknown key "watch"/],
+      ['', /the file is empty/],
       ['emperor:\n  watch: []\n', /nothing to watch/],
       ['emperor:\n  watch: [v\n', /emperor\.yaml:\d+:\d+/],
     ];

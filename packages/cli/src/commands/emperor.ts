@@ -46,6 +46,7 @@ export async function emperor(options: EmperorCliOptions, io: CliIo): Promise<nu
         ...(options.control === undefined ? {} : { control: options.control }),
       },
       io.cwd,
+      io.env,
     );
   } catch (err) {
     await write(io.stderr, `uwsgi-ts: ${describeConfigError(err)}\n`);
@@ -106,7 +107,7 @@ async function control(
   let path = options.control;
   if (path === undefined && options.config !== undefined) {
     try {
-      path = (await loadEmperorConfig(options.config, { watch: ['.'] }, io.cwd)).control;
+      path = (await loadEmperorConfig(options.config, { watch: ['.'] }, io.cwd, io.env)).control;
     } catch (err) {
       await write(io.stderr, `uwsgi-ts: ${describeConfigError(err)}\n`);
       return 1;

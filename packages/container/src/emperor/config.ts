@@ -6,9 +6,9 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Ajv } from 'ajv';
-import { LineCounter, parseDocument } from 'yaml';
 import type { ConfigIssue } from '../config/issues.ts';
 import { formatIssue } from '../config/issues.ts';
+import { Session } from '../config/session.ts';
 import { ContainerError } from '../shared/errors.ts';
 import type { LogConfig } from '../shared/log.ts';
 
@@ -80,21 +80,30 @@ export interface EmperorArgs {
   readonly control?: string;
 }
 
+/** The whole file: one map under `emperor:` (so errors point at `/emperor/...`). */
+const fileSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['emperor'],
+  properties: { emperor: emperorSchema },
+} as const;
+
 /**
- * The emperor's options: the config file's `emperor:` map (if any; its relative paths against
- * its directory) under the command-line arguments (relative to `cwd`).
- * @throws ContainerError `UWSGI_ERR_CONFIG_INVALID` with `issues`.
+ * The emperor's options: the config file's `emperor:` map (if any; `${VAR}` interpolated from
+ * `env` as in container configs, its relative paths against its directory) under the
+ * command-line arguments (relative to `cwd`).
+ * @throws ContainerError `UWSGI_ERR_CONFIG_INVALID` with `issues` (`file:line:col`).
  */
 export async function loadEmperorConfig(
   file: string | undefined,
   args: EmperorArgs,
   cwd: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<EmperorConfig> {
-  let data: Record<string, unknown> = {};
+  let data: Record<string, unknown> = { emperor: {} };
   let base = cwd;
   const name = file ?? '<arguments>';
-  const lines = new LineCounter();
-  let doc: ReturnType<typeof parseDocument> | undefined;
+  let session: Session | undefined;
   if (file !== undefined) {
     const path = resolve(cwd, file);
     base = dirname(path);
@@ -106,42 +115,27 @@ export async function loadEmperorConfig(
         issue(name, `cannot read the file (${(cause as NodeJS.ErrnoException).code ?? cause})`),
       ]);
     }
-    doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-    if (doc.errors.length > 0) {
-      throw invalid(
-        name,
-        doc.errors.map((e) => ({ ...issue(name, e.message), ...lines.linePos(e.pos[0]) })),
-      );
-    }
-    const top = doc.toJS({ maxAliasCount: 100 }) as unknown;
-    const inner = (top as { emperor?: unknown } | null)?.emperor;
-    if (
-      typeof top !== 'object' ||
-      top === null ||
-      Object.keys(top).some((k) => k !== 'emperor') ||
-      typeof inner !== 'object' ||
-      inner === null
-    ) {
-      throw invalid(name, [issue(name, 'an emperor config is one map under the key "emperor:"')]);
-    }
-    data = { ...(inner as Record<string, unknown>) };
+    session = new Session(text, file, {
+      what: 'emperor config',
+      empty: 'the file is empty: an emperor config is one map under the key "emperor:"',
+      spellings: {},
+    });
+    const loaded = session.load(env);
+    if (loaded === undefined) session.fail();
+    data = loaded as Record<string, unknown>;
   }
-  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true });
-  const validate = ajv.compile(emperorSchema);
+  const validate = new Ajv({
+    allErrors: true,
+    useDefaults: true,
+    strict: true,
+    verbose: true,
+  }).compile(fileSchema);
   if (!validate(data)) {
-    throw invalid(
-      name,
-      (validate.errors ?? []).map((err) => {
-        const path = `/emperor${err.instancePath}`;
-        const extra =
-          err.keyword === 'additionalProperties'
-            ? ` "${(err.params as { additionalProperty: string }).additionalProperty}"`
-            : '';
-        return { ...issue(name, `${err.message ?? 'invalid'}${extra}`), path };
-      }),
-    );
+    if (session === undefined) throw invalid(name, [issue(name, 'invalid arguments')]);
+    for (const err of validate.errors ?? []) session.schemaIssue(err);
+    session.fail();
   }
-  const raw = data as unknown as Omit<EmperorConfig, 'watch'> & { watch: string[] };
+  const raw = data.emperor as Omit<EmperorConfig, 'watch'> & { watch: string[] };
   const at = (p: string | undefined, from: string) =>
     p === undefined ? undefined : resolve(from, p);
   const watch = [
