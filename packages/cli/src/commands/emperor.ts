@@ -163,12 +163,15 @@ function statusTable(pid: number, vassals: readonly Record<string, unknown>[]): 
       .join('  ')
       .trimEnd(),
   );
-  const history = vassals.flatMap((v) =>
-    ((v['history'] as { at: string; event: string; detail?: string }[] | undefined) ?? []).map(
-      (e) =>
-        `  ${e.at}  ${String(v['name'])}  ${e.event}${e.detail === undefined ? '' : `  ${e.detail}`}`,
-    ),
-  );
+  // Every vassal's events in one timeline (ISO times sort as strings).
+  const history = vassals
+    .flatMap((v) =>
+      ((v['history'] as { at: string; event: string; detail?: string }[] | undefined) ?? []).map(
+        (e) => ({ ...e, name: String(v['name']) }),
+      ),
+    )
+    .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
+    .map((e) => `  ${e.at}  ${e.name}  ${e.event}${e.detail === undefined ? '' : `  ${e.detail}`}`);
   return `emperor ${pid}: ${vassals.length} vassal(s)\n${lines.join('\n')}\n${
     history.length === 0 ? '' : `\nrecent events:\n${history.join('\n')}\n`
   }`;
