@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI_BIN, type LogRecord } from '../utils/cli.ts';
+import { CLI_BIN, type LogRecord, REPO_ROOT } from '../utils/cli.ts';
 import { APPS_DIR } from '../utils/config.ts';
 import {
   after,
@@ -19,9 +19,9 @@ import {
   waitForVersion,
   writeVassal,
 } from '../utils/emperor.ts';
-import { canConnect } from '../utils/net.ts';
+import { canConnect, freePort } from '../utils/net.ts';
 import { isDead, liveChildren, procStat, waitUntilDead } from '../utils/procs.ts';
-import { type LoggedProcess, supervisorSuite, uwsgiGet } from '../utils/supervisor.ts';
+import { httpGet, type LoggedProcess, supervisorSuite, uwsgiGet } from '../utils/supervisor.ts';
 
 const suite = supervisorSuite('e2e-emp');
 
@@ -361,5 +361,48 @@ describe('emperor', () => {
     const bad = await emperorCli(['--config', config]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('wach');
+    expect(bad.stderr).toMatch(
+      /emperor\.yaml:2:3 \/emperor\/wach unknown key "wach"; did you mean "watch"/,
+    );
+  });
+
+  it('the example in examples/ (README): three vassals from one defaults template serve, and stop with SIGTERM', async () => {
+    const dir = suite.dir();
+    const [apiPort, honoPort] = [await freePort(), await freePort()];
+    const control = join(dir, 'emperor.sock');
+    const emperor = startEmperor(['--config', join(REPO_ROOT, 'examples', 'emperor.yaml')], {
+      ...process.env,
+      SOCKET_DIR: dir,
+      API_PORT: String(apiPort),
+      HONO_PORT: String(honoPort),
+      EMPEROR_CONTROL: control,
+    });
+    for (const name of ['api.yaml', 'hono.yaml', 'hello.yaml']) {
+      await emperor.waitForLog(isEvent(name, 'ready'));
+    }
+    const api = await httpGet(`http://127.0.0.1:${apiPort}/api/users/42`);
+    expect(api).toMatchObject({ status: 200 });
+    expect(JSON.parse(api.body.toString())).toEqual({ id: '42', name: 'Grace' });
+    expect((await httpGet(`http://127.0.0.1:${honoPort}/hono`)).body.toString()).toContain(
+      '"app":"hono"',
+    );
+    const hello = await uwsgiGet(join(dir, 'uwsgi-ts-hello.sock'), '/');
+    expect(hello).toMatchObject({ status: 200 });
+    expect(hello.body.toString()).toContain('hello from uwsgi-ts');
+    expect((await uwsgiGet(join(dir, 'uwsgi-ts-api.sock'), '/api/users/1')).status).toBe(200);
+    const status = await emperorCli(['status', '--json', '--control', control]);
+    const vassals = (
+      JSON.parse(status.stdout) as {
+        vassals: { name: string; state: string; workers: unknown[] }[];
+      }
+    ).vassals;
+    expect(vassals.map((v) => [v.name, v.state, v.workers.length])).toEqual([
+      ['api.yaml', 'serving', 2],
+      ['hello.yaml', 'serving', 1],
+      ['hono.yaml', 'serving', 1],
+    ]);
+    emperor.child.kill('SIGTERM');
+    expect((await emperor.exited).code).toBe(0);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.sock'))).toEqual([]);
   });
 });
