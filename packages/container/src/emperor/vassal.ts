@@ -5,10 +5,11 @@
  * loop here never delays another vassal.
  */
 import { parseConfig } from '../config/load.ts';
+import type { ContainerConfig } from '../config/types.ts';
 import { ContainerError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { Backoff } from '../supervisor/backoff.ts';
-import type { VassalConfigText, VassalMessage } from '../vassal/ipc.ts';
+import type { VassalMessage } from '../vassal/ipc.ts';
 import type { VassalFile } from './scanner.ts';
 import { type VassalExit, VassalProcess } from './vassal-process.ts';
 
@@ -26,7 +27,10 @@ export interface VassalContext {
 }
 
 /** What a vassal's file asks for, validated. */
-interface Desired extends VassalConfigText {
+interface Desired {
+  readonly file: string;
+  /** Parsed and validated here, once: the vassal runs it as it is (no YAML or ajv there). */
+  readonly config: ContainerConfig;
   /** Content hash of the text and the defaults: equal keys = the same config. */
   readonly key: string;
 }
@@ -134,16 +138,14 @@ export class Vassal {
       this.#removed = false;
     }
     if (key === this.#desired?.key || key === this.#invalidKey) return;
-    const source: VassalConfigText = {
-      file: found.file,
-      text: found.text,
-      ...(defaults === undefined ? {} : { defaults: { file: defaults.file, text: defaults.text } }),
-    };
+    let config: ContainerConfig;
     try {
-      parseConfig(source.text, {
-        file: source.file,
+      config = parseConfig(found.text, {
+        file: found.file,
         env: { ...this.#ctx.env, ...this.vars() },
-        ...(source.defaults === undefined ? {} : { defaults: source.defaults }),
+        ...(defaults === undefined
+          ? {}
+          : { defaults: { file: defaults.file, text: defaults.text } }),
       });
     } catch (err) {
       this.#invalidKey = key;
@@ -166,7 +168,7 @@ export class Vassal {
     }
     this.#invalidKey = undefined;
     const first = this.#desired === undefined;
-    this.#desired = { ...source, key };
+    this.#desired = { file: found.file, config, key };
     this.#held = false;
     if (!first) this.#record('changed');
     if (this.#backoffTimer !== undefined && key !== this.#crashedKey) {
@@ -308,13 +310,7 @@ export class Vassal {
       { vassal: this.name, event: 'reloading', trigger, vassalPid: proc.pid },
       'vassal reloading',
     );
-    proc.send({
-      type: 'reload',
-      trigger,
-      file: desired.file,
-      text: desired.text,
-      ...(desired.defaults === undefined ? {} : { defaults: desired.defaults }),
-    });
+    proc.send({ type: 'reload', trigger, file: desired.file, config: desired.config });
   }
 
   #spawn(desired: Desired): void {
@@ -338,14 +334,7 @@ export class Vassal {
       { vassal: this.name, event: 'spawned', vassalPid: proc.pid, file: desired.file },
       'vassal spawned',
     );
-    proc.send({
-      type: 'start',
-      name: this.name,
-      vars: this.vars(),
-      file: desired.file,
-      text: desired.text,
-      ...(desired.defaults === undefined ? {} : { defaults: desired.defaults }),
-    });
+    proc.send({ type: 'start', name: this.name, file: desired.file, config: desired.config });
   }
 
   #stopProcess(timeoutMs: number): void {

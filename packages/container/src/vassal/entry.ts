@@ -1,10 +1,9 @@
 /**
  * A vassal process: forked by the emperor (emperor/), it runs one supervisor (a master and its
  * workers, docs/supervisor.md) for one config file and reports to the emperor over IPC. It
- * never watches files: the emperor validates each text and sends it. docs/emperor.md has the
- * messages and what happens on each signal and failure.
+ * never watches or parses files: the emperor validates each text and sends the parsed config.
+ * docs/emperor.md has the messages and what happens on each signal and failure.
  */
-import { parseConfig } from '../config/load.ts';
 import type { ContainerConfig } from '../config/types.ts';
 import { ContainerError } from '../shared/errors.ts';
 import { flushLogger } from '../shared/log.ts';
@@ -14,7 +13,6 @@ import {
   type EmperorMessage,
   isEmperorMessage,
   VASSAL_HEARTBEAT_MS,
-  type VassalConfigText,
   type VassalCounters,
   type VassalMessage,
 } from './ipc.ts';
@@ -22,11 +20,11 @@ import {
 /** Grace for in-flight requests when the emperor is gone (then the whole group is killed). */
 const ORPHAN_GRACE_MS = 800;
 
-let vars: Readonly<Record<string, string>> = {};
 let supervisor: Supervisor | undefined;
 /** The config the next reload starts (set just before `reload()`). */
 let next: ContainerConfig | undefined;
-let current: VassalConfigText | undefined;
+/** The config the serving generation runs (a SIGHUP to this process restarts it as is). */
+let current: ContainerConfig | undefined;
 let stopping = false;
 let heartbeat: NodeJS.Timeout | undefined;
 /** The serving config's, for a SIGTERM sent to the vassal itself. */
@@ -38,14 +36,6 @@ function send(message: VassalMessage, then?: () => void): void {
     return;
   }
   process.send?.(message, undefined, {}, () => then?.());
-}
-
-function parse(source: VassalConfigText): ContainerConfig {
-  return parseConfig(source.text, {
-    file: source.file,
-    env: { ...process.env, ...vars },
-    ...(source.defaults === undefined ? {} : { defaults: source.defaults }),
-  });
 }
 
 function counters(running: Supervisor): VassalCounters {
@@ -68,14 +58,12 @@ function failure(
 }
 
 async function start(message: Extract<EmperorMessage, { type: 'start' }>): Promise<void> {
-  vars = message.vars;
-  let config: ContainerConfig;
+  const { config } = message;
   try {
-    config = parse(message);
-    current = message;
+    current = config;
     shutdownTimeoutMs = config.shutdownTimeoutMs;
     supervisor = await startSupervisor(config, {
-      reloadConfig: async () => next ?? parse(current ?? message),
+      reloadConfig: async () => next ?? current ?? config,
     });
   } catch (err) {
     send({ type: 'boot-failed', ...failure(err) }, () => process.exit(1));
@@ -101,17 +89,11 @@ async function start(message: Extract<EmperorMessage, { type: 'start' }>): Promi
 function reload(message: Extract<EmperorMessage, { type: 'reload' }>): void {
   const running = supervisor;
   if (running === undefined) return;
-  let config: ContainerConfig;
-  try {
-    config = parse(message);
-  } catch (err) {
-    send({ type: 'reload-failed', ...failure(err) });
-    return;
-  }
+  const { config } = message;
   next = config;
   running.reload(message.trigger).then(
     () => {
-      current = message;
+      current = config;
       shutdownTimeoutMs = config.shutdownTimeoutMs;
       next = undefined;
       send({ type: 'reloaded', ...counters(running) });
@@ -183,6 +165,8 @@ process.on('disconnect', onEmperorLost);
 process.on('SIGTERM', () => stop(shutdownTimeoutMs, 0));
 process.on('SIGINT', () => undefined);
 process.on('SIGHUP', () => {
-  if (current !== undefined) reload({ type: 'reload', trigger: 'SIGHUP', ...current });
+  if (current !== undefined) {
+    reload({ type: 'reload', trigger: 'SIGHUP', file: '', config: current });
+  }
 });
 process.on('SIGUSR1', () => supervisor?.reopenLogs());
