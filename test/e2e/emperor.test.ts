@@ -13,6 +13,7 @@ import { APPS_DIR } from '../utils/config.ts';
 import {
   after,
   events,
+  idleSpares,
   isEvent,
   vassalText,
   waitFor,
@@ -105,8 +106,10 @@ describe('emperor', () => {
     expect(events(emperor.logs, 'one.yaml', 'reloading', afterEdit)).toEqual([]);
     expect(events(emperor.logs, 'one.yaml', 'invalid', afterEdit)).toHaveLength(1);
 
-    // Delete: graceful stop, the socket file goes, every process of the vassal is gone.
-    const pids = vassalPids(emperor.logs);
+    // Delete: graceful stop, the socket file goes, every process of the vassal is gone (a spare
+    // waiting for the next vassal stays).
+    const spares = new Set(idleSpares(emperor.logs));
+    const pids = vassalPids(emperor.logs).filter((pid) => !spares.has(pid));
     await rm(join(vassals, 'one.yaml'));
     await emperor.waitForLog(isEvent('one.yaml', 'stopped'));
     await waitUntilDead(pids, 5000);
@@ -310,9 +313,12 @@ describe('emperor', () => {
       5000,
       'four marked children',
     );
+    // The spare (forked 1 s after the start) must go too.
+    await first.waitForLog(isEvent(undefined, 'spare'));
     const everything = [...vassalPids(first.logs), ...children];
     for (const pid of children) suite.procs.record(pid);
-    expect(everything.length).toBe(2 + 4 + 4);
+    expect(idleSpares(first.logs)).toHaveLength(1);
+    expect(everything.length).toBe(2 + 4 + 4 + 1);
     for (const pid of everything) expect(isDead(pid)).toBe(false);
     // Vassals lead their own process groups.
     const vassalMasters = first.logs

@@ -66,6 +66,18 @@ export function events(
 }
 
 /**
+ * Spare vassal processes (`spareVassals`, docs/emperor.md) the emperor forked and no vassal has
+ * taken yet: a taken spare's pid is the `vassalPid` of that vassal's `spawned` record.
+ */
+export function idleSpares(logs: readonly LogRecord[]): number[] {
+  const taken = new Set(logs.filter(isEvent(undefined, 'spawned')).map((r) => r['vassalPid']));
+  return logs
+    .filter(isEvent(undefined, 'spare'))
+    .map((r) => r['vassalPid'] as number)
+    .filter((pid) => !taken.has(pid));
+}
+
+/**
  * Polls `/pid` on `sock` until it answers 200 with `version` (bounded by `timeoutMs`); resolves
  * with the answer and the time it took.
  */

@@ -123,6 +123,7 @@ describe('emperor config', () => {
       debounceMs: 50,
       mercyMs: 30000,
       backoff: { firstMs: 500, maxMs: 30000 },
+      spareVassals: 1,
     });
     const args = await loadEmperorConfig(undefined, { watch: ['v'], control: 'c.sock' }, '/x');
     expect(args).toMatchObject({ watch: ['/x/v'], control: '/x/c.sock' });

@@ -136,12 +136,19 @@ async function control(
     await write(io.stdout, `${JSON.stringify({ pid: answer['pid'], vassals }, null, 2)}\n`);
     return 0;
   }
-  await write(io.stdout, statusTable(Number(answer['pid']), vassals));
+  await write(
+    io.stdout,
+    statusTable(Number(answer['pid']), Number(answer['spares'] ?? 0), vassals),
+  );
   return 0;
 }
 
 /** The human view of `status`: one line per vassal, then its last events. */
-function statusTable(pid: number, vassals: readonly Record<string, unknown>[]): string {
+function statusTable(
+  pid: number,
+  spares: number,
+  vassals: readonly Record<string, unknown>[],
+): string {
   const rows = [['VASSAL', 'STATE', 'PID', 'GEN', 'WORKERS', 'REQUESTS', 'SPAWNS', 'LAST ERROR']];
   for (const v of vassals) {
     rows.push([
@@ -172,7 +179,7 @@ function statusTable(pid: number, vassals: readonly Record<string, unknown>[]): 
     )
     .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
     .map((e) => `  ${e.at}  ${e.name}  ${e.event}${e.detail === undefined ? '' : `  ${e.detail}`}`);
-  return `emperor ${pid}: ${vassals.length} vassal(s)\n${lines.join('\n')}\n${
+  return `emperor ${pid}: ${vassals.length} vassal(s), ${spares} spare process(es)\n${lines.join('\n')}\n${
     history.length === 0 ? '' : `\nrecent events:\n${history.join('\n')}\n`
   }`;
 }

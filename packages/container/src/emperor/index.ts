@@ -8,10 +8,12 @@
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { prepareConfigValidator } from '../config/load.ts';
 import { createLogger, flushLogger, type Logger } from '../shared/log.ts';
 import { type ControlServer, listenControl } from '../supervisor/control.ts';
 import type { EmperorConfig } from './config.ts';
 import { Scanner, type ScanResult } from './scanner.ts';
+import { SPARE_AFTER_BOOT_MS, SparePool } from './spares.ts';
 import { Vassal, type VassalContext } from './vassal.ts';
 
 export {
@@ -34,7 +36,7 @@ export interface Emperor {
   readonly pid: number;
   readonly logger: Logger;
   /** Every vassal's state, pid, counters and last events. */
-  status(): { pid: number; vassals: Record<string, unknown>[] };
+  status(): { pid: number; spares: number; vassals: Record<string, unknown>[] };
   /** Reloads every vassal, one after another (SIGHUP). */
   reloadAll(trigger?: string): Promise<void>;
   /** Graceful stop of every vassal (`mercyMs`, or less), then the emperor's own resources. */
@@ -62,13 +64,19 @@ export async function startEmperor(
   });
   const vassals = new Map<string, Vassal>();
   let stopping = false;
-  const ctx: VassalContext = {
+  const fork = {
     entry: options.vassalEntry ?? defaultVassalEntry(),
     env: options.env ?? process.env,
     stdout:
       options.stdout === undefined || options.stdout === process.stdout
         ? undefined
         : options.stdout,
+  };
+  const spares = new SparePool(config.spareVassals, fork, log);
+  const ctx: VassalContext = {
+    ...fork,
+    takeSpare: () => spares.take(),
+    onBootEnded: () => spares.schedule(SPARE_AFTER_BOOT_MS),
     log,
     mercyMs: config.mercyMs,
     readyTimeoutMs: config.readyTimeoutMs,
@@ -108,6 +116,7 @@ export async function startEmperor(
 
   const status = () => ({
     pid: process.pid,
+    spares: spares.size,
     vassals: [...vassals.values()].map((v) => v.status()),
   });
   const byName = (name: string | undefined): Vassal => {
@@ -130,6 +139,8 @@ export async function startEmperor(
     return reloadingAll;
   };
 
+  // Ajv compiles the config schema once (about 65 ms): before the first file, not during it.
+  prepareConfigValidator();
   let control: ControlServer | undefined;
   try {
     await scanner.start();
@@ -163,11 +174,14 @@ export async function startEmperor(
   } catch (err) {
     stopping = true;
     clearInterval(check);
+    spares.close();
     await scanner.close();
     control?.close();
     await Promise.all([...vassals.values()].map((v) => v.stop(0)));
     throw err;
   }
+  // After the first vassals' boot, not during it (two cores are easily saturated).
+  spares.schedule();
   log.info(
     {
       event: 'started',
@@ -198,6 +212,7 @@ export async function startEmperor(
       stopPromise ??= (async () => {
         log.info({ event: 'stopping', vassals: vassals.size, timeoutMs }, 'emperor stopping');
         clearInterval(check);
+        spares.close();
         await scanner.close();
         control?.close();
         await Promise.all(all);

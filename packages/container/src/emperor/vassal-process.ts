@@ -17,14 +17,50 @@ export interface VassalExit {
   readonly signal: NodeJS.Signals | null;
 }
 
-export interface VassalProcessOptions {
+export interface ForkOptions {
   readonly entry: string;
-  readonly name: string;
   readonly env: NodeJS.ProcessEnv;
   /** Pipe the vassal's output here instead of inheriting the emperor's stdout/stderr. */
-  readonly stdout?: NodeJS.WritableStream;
+  readonly stdout?: NodeJS.WritableStream | undefined;
+}
+
+export interface VassalProcessOptions extends ForkOptions {
+  readonly name: string;
+  /** A spare (emperor/spares.ts) forked earlier with the same `ForkOptions`: used, not forked. */
+  readonly spare?: ChildProcess | undefined;
   readonly onMessage: (message: VassalMessage) => void;
   readonly onExit: (exit: VassalExit) => void;
+}
+
+/**
+ * Forks `vassal/entry.js` detached: a new session and process group, which is everything this
+ * vassal will run. `name` (unknown for a spare: it arrives with `start`) labels its logs.
+ */
+export function forkVassal(options: ForkOptions, name?: string): ChildProcess {
+  const out = options.stdout === undefined ? 'inherit' : 'pipe';
+  const child = fork(options.entry, [], {
+    detached: true,
+    stdio: ['ignore', out, out, 'ipc'],
+    env: name === undefined ? options.env : { ...options.env, [VASSAL_ENV]: name },
+    execArgv: workerExecArgv(process.execArgv),
+    serialization: 'json',
+  });
+  if (options.stdout !== undefined) {
+    child.stdout?.pipe(options.stdout, { end: false });
+    child.stderr?.pipe(options.stdout, { end: false });
+  }
+  child.on('error', () => undefined);
+  return child;
+}
+
+/** SIGKILL to a process group (a vassal leads its own: its pid). */
+export function killGroup(pid: number | undefined): void {
+  if (pid === undefined || pid <= 0) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // The group is empty already.
+  }
 }
 
 export class VassalProcess {
@@ -39,22 +75,9 @@ export class VassalProcess {
   #killBy = Number.POSITIVE_INFINITY;
 
   constructor(options: VassalProcessOptions) {
-    const out = options.stdout === undefined ? 'inherit' : 'pipe';
-    const child = fork(options.entry, [], {
-      // A new session and process group: the group is everything this vassal runs.
-      detached: true,
-      stdio: ['ignore', out, out, 'ipc'],
-      env: { ...options.env, [VASSAL_ENV]: options.name },
-      execArgv: workerExecArgv(process.execArgv),
-      serialization: 'json',
-    });
-    if (options.stdout !== undefined) {
-      child.stdout?.pipe(options.stdout, { end: false });
-      child.stderr?.pipe(options.stdout, { end: false });
-    }
+    const child = options.spare ?? forkVassal(options, options.name);
     this.#child = child;
     this.pid = child.pid ?? -1;
-    child.on('error', () => undefined);
     child.on('message', (message: unknown) => {
       this.lastHeard = Date.now();
       if (isVassalMessage(message)) options.onMessage(message);
@@ -97,11 +120,6 @@ export class VassalProcess {
 
   /** SIGKILL to the vassal's process group (its pid: it leads the group). */
   killGroup(): void {
-    if (this.pid <= 0) return;
-    try {
-      process.kill(-this.pid, 'SIGKILL');
-    } catch {
-      // The group is empty already.
-    }
+    killGroup(this.pid);
   }
 }

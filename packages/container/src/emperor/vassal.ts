@@ -4,6 +4,7 @@
  * that brings the two together (`#reconcile`). Every wait is a timer of this vassal: a crash
  * loop here never delays another vassal.
  */
+import type { ChildProcess } from 'node:child_process';
 import { parseConfig } from '../config/load.ts';
 import type { ContainerConfig } from '../config/types.ts';
 import { ContainerError } from '../shared/errors.ts';
@@ -22,6 +23,10 @@ export interface VassalContext {
   readonly readyTimeoutMs: number;
   readonly heartbeatTimeoutMs: number;
   readonly backoff: { readonly firstMs: number; readonly maxMs: number };
+  /** A spare vassal process to use instead of forking (emperor/spares.ts), if one is ready. */
+  readonly takeSpare: () => ChildProcess | undefined;
+  /** A vassal's boot ended (ready, or its process exited first): the CPU is free again. */
+  readonly onBootEnded: () => void;
   /** Called once the vassal is gone for good (file deleted and process exited). */
   readonly onGone: (vassal: Vassal) => void;
 }
@@ -319,6 +324,7 @@ export class Vassal {
       name: this.name,
       env: this.#ctx.env,
       ...(this.#ctx.stdout === undefined ? {} : { stdout: this.#ctx.stdout }),
+      spare: this.#ctx.takeSpare(),
       onMessage: (message) => this.#onMessage(proc, message),
       onExit: (exit) => this.#onExit(proc, exit),
     });
@@ -362,6 +368,7 @@ export class Vassal {
     switch (message.type) {
       case 'ready':
         proc.readyAt = Date.now();
+        this.#ctx.onBootEnded();
         this.#generation = message.generation;
         this.#workers = message.workers;
         this.#listeners = message.listeners;
@@ -451,6 +458,7 @@ export class Vassal {
   }
 
   #onExit(proc: VassalProcess, exit: VassalExit): void {
+    if (proc.readyAt === undefined) this.#ctx.onBootEnded();
     if (proc !== this.#proc) return;
     this.#proc = undefined;
     this.#reloadingKey = undefined;

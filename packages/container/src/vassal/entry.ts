@@ -12,6 +12,7 @@ import { errorInfo } from '../worker/ipc.ts';
 import {
   type EmperorMessage,
   isEmperorMessage,
+  VASSAL_ENV,
   VASSAL_HEARTBEAT_MS,
   type VassalCounters,
   type VassalMessage,
@@ -59,6 +60,8 @@ function failure(
 
 async function start(message: Extract<EmperorMessage, { type: 'start' }>): Promise<void> {
   const { config } = message;
+  // A spare was forked before it had a name: every logger (and each worker's) binds it from here.
+  process.env[VASSAL_ENV] = message.name;
   try {
     current = config;
     shutdownTimeoutMs = config.shutdownTimeoutMs;
