@@ -5,12 +5,12 @@
  * caller (the CLI maps them onto `reloadAll()`, `stop()` and `reopenLogs()`). docs/emperor.md
  * has the process model.
  */
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prepareConfigValidator } from '../config/load.ts';
 import { createLogger, flushLogger, type Logger } from '../shared/log.ts';
-import { type ControlServer, listenControl } from '../supervisor/control.ts';
+import { type ControlServer, listenControl, removePidfile } from '../supervisor/control.ts';
 import type { EmperorConfig } from './config.ts';
 import { Scanner, type ScanResult } from './scanner.ts';
 import { SPARE_AFTER_BOOT_MS, SparePool } from './spares.ts';
@@ -120,6 +120,7 @@ export async function startEmperor(
     vassals: [...vassals.values()].map((v) => v.status()),
   });
   const byName = (name: string | undefined): Vassal => {
+    if (stopping) throw new Error('the emperor is stopping');
     const vassal = name === undefined ? undefined : vassals.get(name);
     if (vassal === undefined) throw new Error(`no vassal ${JSON.stringify(name ?? '')}`);
     return vassal;
@@ -212,9 +213,9 @@ export async function startEmperor(
       stopPromise ??= (async () => {
         log.info({ event: 'stopping', vassals: vassals.size, timeoutMs }, 'emperor stopping');
         clearInterval(check);
+        control?.close();
         spares.close();
         await scanner.close();
-        control?.close();
         await Promise.all(all);
         removePidfile(config.pidfile);
         log.info({ event: 'stopped' }, 'emperor stopped');
@@ -224,15 +225,6 @@ export async function startEmperor(
       return stopPromise;
     },
   };
-}
-
-function removePidfile(pidfile: string | undefined): void {
-  if (pidfile === undefined) return;
-  try {
-    if (readFileSync(pidfile, 'utf8').trim() === String(process.pid)) unlinkSync(pidfile);
-  } catch {
-    // Already gone.
-  }
 }
 
 /** `vassal/entry.js` in `dist` (from the TypeScript sources too: Node 20 cannot fork a `.ts`). */

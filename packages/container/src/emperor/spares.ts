@@ -78,7 +78,14 @@ export class SparePool {
 
   #fill(): void {
     while (!this.#closed && this.#spares.size < this.#size) {
-      const spare = forkVassal(this.#fork);
+      let spare: ChildProcess;
+      try {
+        spare = forkVassal(this.#fork);
+      } catch (err) {
+        // E2BIG and the like: the next take() forks on demand (and fails the same way, visibly).
+        this.#log.warn({ event: 'spare-failed', err }, 'cannot fork a spare vassal process');
+        return;
+      }
       this.#spares.add(spare);
       this.#log.info({ event: 'spare', vassalPid: spare.pid }, 'spare vassal process forked');
       spare.once('exit', (code, signal) => {

@@ -15,6 +15,8 @@ import {
 export interface VassalExit {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
+  /** The fork itself failed (EAGAIN, EMFILE...): there never was a process. */
+  readonly error?: string;
 }
 
 export interface ForkOptions {
@@ -70,28 +72,48 @@ export class VassalProcess {
   lastHeard = Date.now();
   readonly exited: Promise<VassalExit>;
   #exit: VassalExit | undefined;
-  readonly #child: ChildProcess;
+  /** Undefined when the fork threw (E2BIG, ...): there is no process, only its exit. */
+  readonly #child: ChildProcess | undefined;
   #killTimer: NodeJS.Timeout | undefined;
   #killBy = Number.POSITIVE_INFINITY;
 
   constructor(options: VassalProcessOptions) {
-    const child = options.spare ?? forkVassal(options, options.name);
+    let child: ChildProcess | undefined;
+    let thrown: NodeJS.ErrnoException | undefined;
+    try {
+      child = options.spare ?? forkVassal(options, options.name);
+    } catch (err) {
+      thrown = err as NodeJS.ErrnoException;
+    }
     this.#child = child;
-    this.pid = child.pid ?? -1;
-    child.on('message', (message: unknown) => {
+    this.pid = child?.pid ?? -1;
+    child?.on('message', (message: unknown) => {
       this.lastHeard = Date.now();
       if (isVassalMessage(message)) options.onMessage(message);
     });
     this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
+      const finish = (exit: VassalExit) => {
+        if (this.#exit !== undefined) return;
         clearTimeout(this.#killTimer);
-        const exit = { code, signal };
         this.#exit = exit;
         // Whatever the vassal left in its group (an app's child, a worker that lost its master)
         // goes with it.
         this.killGroup();
         resolve(exit);
         options.onExit(exit);
+      };
+      // A fork that fails is a crash like any other (backoff, then a new try), not a vassal
+      // starting forever: some errors throw (E2BIG), others (EAGAIN, EMFILE) come as 'error'
+      // with no 'exit'. Either way the exit is reported after the caller has the object.
+      const failed = (err: NodeJS.ErrnoException) =>
+        finish({ code: null, signal: null, error: err.code ?? err.message });
+      if (child === undefined) {
+        setImmediate(() => failed(thrown ?? new Error('fork failed')));
+        return;
+      }
+      child.once('exit', (code, signal) => finish({ code, signal }));
+      child.on('error', (err: NodeJS.ErrnoException) => {
+        if (child.pid === undefined) failed(err);
       });
     });
   }
@@ -101,7 +123,7 @@ export class VassalProcess {
   }
 
   send(message: EmperorMessage): void {
-    if (this.#child.connected) this.#child.send(message, (err) => void err);
+    if (this.#child?.connected) this.#child.send(message, (err) => void err);
   }
 
   /**

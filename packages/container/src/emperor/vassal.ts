@@ -81,6 +81,9 @@ export class Vassal {
   /** A reload that failed: not retried until the text changes again. */
   #failedKey: string | undefined;
   #forceReload: string | undefined;
+  /** Asked for a reload that has not been sent yet (`reload()` during another reload). */
+  #pendingWaiters: Waiter[] = [];
+  /** Waiting for the reload in flight. */
   #reloadWaiters: Waiter[] = [];
   #backoffTimer: NodeJS.Timeout | undefined;
   #backoffUntil: number | undefined;
@@ -129,18 +132,20 @@ export class Vassal {
     this.file = found.file;
     const touched = this.#mtimeMs !== undefined && found.mtimeMs !== this.#mtimeMs;
     this.#mtimeMs = found.mtimeMs;
-    if (touched && this.#backoffTimer !== undefined && this.#desired !== undefined) {
+    const key = defaults === undefined ? found.hash : `${found.hash}+${defaults.hash}`;
+    if (this.#removed) {
+      // Deleted, then back before the old process was gone: it comes back.
+      this.#removed = false;
+    }
+    if (touched && key === this.#desired?.key && this.#backoffTimer !== undefined && !this.#held) {
       // `touch` on a throttled vassal (its app was fixed): retry now, as uWSGI operators do.
+      // (A changed text is handled below: it is validated first, then it is what starts.)
       this.#ctx.log.info(
         { vassal: this.name, event: 'retry' },
         'vassal file touched: retrying now',
       );
       this.start();
-    }
-    const key = defaults === undefined ? found.hash : `${found.hash}+${defaults.hash}`;
-    if (this.#removed) {
-      // Deleted, then back before the old process was gone: it comes back.
-      this.#removed = false;
+      return;
     }
     if (key === this.#desired?.key || key === this.#invalidKey) return;
     let config: ContainerConfig;
@@ -172,6 +177,7 @@ export class Vassal {
       return;
     }
     this.#invalidKey = undefined;
+    this.#failedKey = undefined;
     const first = this.#desired === undefined;
     this.#desired = { file: found.file, config, key };
     this.#held = false;
@@ -198,6 +204,9 @@ export class Vassal {
   /** Operator `stop NAME` (and the emperor stopping): down until `start()` or a new text. */
   stop(timeoutMs = this.#ctx.mercyMs): Promise<void> {
     this.#held = true;
+    clearTimeout(this.#backoffTimer);
+    this.#backoffTimer = undefined;
+    this.#backoffUntil = undefined;
     this.#stopProcess(timeoutMs);
     return this.#proc?.exited.then(() => undefined) ?? Promise.resolve();
   }
@@ -217,7 +226,7 @@ export class Vassal {
       return Promise.resolve({ ok: false, error: `vassal ${this.name} is ${this.state}` });
     }
     return new Promise((resolve) => {
-      this.#reloadWaiters.push(resolve);
+      this.#pendingWaiters.push(resolve);
       this.#forceReload = trigger;
       this.#reconcile();
     });
@@ -311,6 +320,9 @@ export class Vassal {
     const trigger = changed ? 'config change' : (this.#forceReload ?? 'operator');
     this.#forceReload = undefined;
     this.#reloadingKey = desired.key;
+    // A config change satisfies a pending forced reload too: a new generation either way.
+    this.#reloadWaiters.push(...this.#pendingWaiters);
+    this.#pendingWaiters = [];
     this.#ctx.log.info(
       { vassal: this.name, event: 'reloading', trigger, vassalPid: proc.pid },
       'vassal reloading',
@@ -357,9 +369,15 @@ export class Vassal {
     this.#settleReloads({ ok: false, error: 'the vassal is stopping' });
   }
 
-  #settleReloads(result: { ok: boolean; error?: string }): void {
+  /** Answers the waiters of the reload in flight (and, with `pending`, those not sent yet). */
+  #settleReloads(result: { ok: boolean; error?: string }, pending = false): void {
     const waiters = this.#reloadWaiters;
     this.#reloadWaiters = [];
+    if (pending) {
+      waiters.push(...this.#pendingWaiters);
+      this.#pendingWaiters = [];
+      this.#forceReload = undefined;
+    }
     for (const waiter of waiters) waiter(result);
   }
 
@@ -392,7 +410,9 @@ export class Vassal {
         return;
       case 'reloaded': {
         this.#counters(message);
+        if (this.#reloadingKey === undefined) return; // its own SIGHUP: same config, new workers
         this.#runningKey = this.#reloadingKey;
+        this.#failedKey = undefined;
         this.#reloadingKey = undefined;
         this.#lastError = undefined;
         this.#record('reloaded', `generation ${message.generation}`);
@@ -411,6 +431,7 @@ export class Vassal {
         return;
       }
       case 'reload-failed':
+        if (this.#reloadingKey === undefined) return; // its own SIGHUP; its master logged why
         this.#failedKey = this.#reloadingKey;
         this.#reloadingKey = undefined;
         this.#lastError = message.issues?.[0]?.message ?? message.error.message;
@@ -465,7 +486,7 @@ export class Vassal {
     this.#workers = [];
     const wasStopping = this.#stopping;
     this.#stopping = false;
-    this.#settleReloads({ ok: false, error: 'the vassal exited' });
+    this.#settleReloads({ ok: false, error: 'the vassal exited' }, true);
     if (wasStopping) {
       this.#record('stopped');
       this.#ctx.log.info(
@@ -484,7 +505,12 @@ export class Vassal {
     const now = Date.now();
     const serving = proc.readyAt === undefined ? undefined : now - proc.readyAt;
     const delay = this.#backoff.next(now - proc.startedAt, this.#loyal ? serving : undefined);
-    const how = exit.signal === null ? `code ${exit.code}` : `signal ${exit.signal}`;
+    const how =
+      exit.error !== undefined
+        ? `fork failed: ${exit.error}`
+        : exit.signal === null
+          ? `code ${exit.code}`
+          : `signal ${exit.signal}`;
     this.#lastError ??= `exited with ${how}`;
     this.#record('crashed', how);
     this.#ctx.log.error(

@@ -159,6 +159,16 @@ export function sendControl(
  * The PID in `pidfile`, if that process is alive.
  * @throws ContainerError `UWSGI_ERR_CONTROL` otherwise.
  */
+/** Removes the pidfile if it still names this process (a successor's is left alone). */
+export function removePidfile(pidfile: string | undefined): void {
+  if (pidfile === undefined) return;
+  try {
+    if (readFileSync(pidfile, 'utf8').trim() === String(process.pid)) unlinkSync(pidfile);
+  } catch {
+    // Already gone.
+  }
+}
+
 export function readPidfile(pidfile: string): number {
   let text: string;
   try {

@@ -3,17 +3,10 @@
  * control socket, touch-reload) — what `uwsgi-ts run` drives. Signals stay with the caller (the
  * CLI maps them onto `reload()`, `stop()` and `reopenLogs()`).
  */
-import {
-  readFileSync,
-  type Stats,
-  unlinkSync,
-  unwatchFile,
-  watchFile,
-  writeFileSync,
-} from 'node:fs';
+import { type Stats, unwatchFile, watchFile, writeFileSync } from 'node:fs';
 import type { ContainerConfig } from '../config/types.ts';
 import type { Logger } from '../shared/log.ts';
-import { type ControlServer, listenControl } from './control.ts';
+import { type ControlServer, listenControl, removePidfile } from './control.ts';
 import { Master, type MasterOptions, type MasterStats, type ReloadResult } from './master.ts';
 
 export { readPidfile, sendControl } from './control.ts';
@@ -22,14 +15,11 @@ export type { MasterStats, ReloadResult } from './master.ts';
 export interface SupervisorStatus {
   readonly generation: number;
   readonly listeners: readonly { readonly protocol: string; readonly address: string }[];
-  readonly workers: readonly {
-    readonly id: number;
-    readonly pid: number;
-    readonly generation: number;
-    readonly state: string;
-    /** Requests served, as of the worker's last heartbeat (each second). */
-    readonly requests: number;
-  }[];
+  /** `requests`: served, as of the worker's last heartbeat (each second). */
+  readonly workers: readonly Pick<
+    MasterStats['workers'][number],
+    'id' | 'pid' | 'generation' | 'state' | 'requests'
+  >[];
 }
 
 export interface Supervisor {
@@ -130,14 +120,4 @@ export async function startSupervisor(
       return stopping;
     },
   };
-}
-
-/** Removes the pidfile if it still names this process (a successor's is left alone). */
-function removePidfile(pidfile: string | undefined): void {
-  if (pidfile === undefined) return;
-  try {
-    if (readFileSync(pidfile, 'utf8').trim() === String(process.pid)) unlinkSync(pidfile);
-  } catch {
-    // Already gone.
-  }
 }

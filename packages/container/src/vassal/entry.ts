@@ -89,22 +89,38 @@ async function start(message: Extract<EmperorMessage, { type: 'start' }>): Promi
   });
 }
 
-function reload(message: Extract<EmperorMessage, { type: 'reload' }>): void {
+/** The emperor's reload that arrived while this process's own SIGHUP reload ran. */
+let queued: Extract<EmperorMessage, { type: 'reload' }> | undefined;
+
+/**
+ * One reload at a time. The emperor never overlaps its own; a SIGHUP sent to this process
+ * while a reload runs is ignored, and an emperor's reload that arrives during a SIGHUP one is
+ * run next (the emperor waits for its answer).
+ */
+function reload(message: Extract<EmperorMessage, { type: 'reload' }>, own = false): void {
   const running = supervisor;
   if (running === undefined) return;
+  if (next !== undefined) {
+    if (own) running.logger.warn('SIGHUP: a reload is already running: ignored');
+    else queued = message;
+    return;
+  }
   const { config } = message;
   next = config;
+  const done = (answer: VassalMessage) => {
+    next = undefined;
+    if (!own) send(answer);
+    const after = queued;
+    queued = undefined;
+    if (after !== undefined) reload(after);
+  };
   running.reload(message.trigger).then(
     () => {
       current = config;
       shutdownTimeoutMs = config.shutdownTimeoutMs;
-      next = undefined;
-      send({ type: 'reloaded', ...counters(running) });
+      done({ type: 'reloaded', ...counters(running) });
     },
-    (err: unknown) => {
-      next = undefined;
-      send({ type: 'reload-failed', ...failure(err) });
-    },
+    (err: unknown) => done({ type: 'reload-failed', ...failure(err) }),
   );
 }
 
@@ -169,7 +185,7 @@ process.on('SIGTERM', () => stop(shutdownTimeoutMs, 0));
 process.on('SIGINT', () => undefined);
 process.on('SIGHUP', () => {
   if (current !== undefined) {
-    reload({ type: 'reload', trigger: 'SIGHUP', file: '', config: current });
+    reload({ type: 'reload', trigger: 'SIGHUP', file: '', config: current }, true);
   }
 });
 process.on('SIGUSR1', () => supervisor?.reopenLogs());
