@@ -135,7 +135,14 @@ async function run(
       );
     }
     case 'check':
-      return check(positionals, { print: values['print'] === true }, io);
+      return check(
+        positionals,
+        {
+          print: values['print'] === true,
+          vassalDefaults: stringOption(values, 'vassal-defaults'),
+        },
+        io,
+      );
     case 'request': {
       const [address = '', second = '', third] = positionals;
       const timeout = stringOption(values, 'timeout');

@@ -152,6 +152,13 @@ export const COMMANDS: readonly CommandSpec[] = [
         type: 'boolean',
         description: 'Print each effective config (defaults filled in, paths absolute) as YAML.',
       },
+      {
+        name: 'vassal-defaults',
+        type: 'string',
+        value: 'FILE',
+        description:
+          'Check each CONFIG as the emperor reads a vassal file: FILE merged under it, $\u007bVASSAL} and $\u007bVASSAL_FILE} from its name.',
+      },
     ],
   },
   {

@@ -84,10 +84,10 @@ describe('usage', () => {
   });
 
   it('COMMAND --help works without the required arguments', async () => {
-    for (const name of ['run', 'serve', 'reload', 'check', 'request', 'schema']) {
+    for (const name of ['run', 'serve', 'emperor', 'reload', 'check', 'request', 'schema']) {
       const io = fakeIo(dir);
       expect(await main([name, '--help'], io)).toBe(0);
-      expect(io.out()).toMatch(/^Usage: uwsgi-ts (run|reload|check|request|schema)/);
+      expect(io.out()).toMatch(/^Usage: uwsgi-ts (run|emperor|reload|check|request|schema)/);
     }
     const io = fakeIo(dir);
     expect(await main(['help', 'request'], io)).toBe(0);
@@ -226,6 +226,32 @@ describe('check', () => {
       await readConfig('a.yaml', { cwd: dir, env: {} }),
     );
     expect(second).toContain(`address: ${join(dir, 'b.sock')}`);
+  });
+});
+
+describe('check --vassal-defaults', () => {
+  it('reads each file as the emperor reads a vassal: the defaults under it, ${VASSAL} from its name', async () => {
+    await writeFile(
+      join(dir, 'defaults.yaml'),
+      'listeners:\n  - protocol: uwsgi\n    address: ${VASSAL}.sock\nworkers: 3\n',
+    );
+    await writeFile(join(dir, 'shop.yaml'), 'mounts:\n  - path: /\n    app: a.mjs\n');
+    await writeFile(join(dir, 'bad.yaml'), 'mounts:\n  - path: /\n    app: a.mjs\nworkers: four\n');
+    const plain = fakeIo(dir);
+    expect(await main(['check', 'shop.yaml'], plain)).toBe(1);
+    expect(plain.err()).toContain("must have required property 'listeners'");
+    const io = fakeIo(dir);
+    expect(
+      await main(['check', '--vassal-defaults', 'defaults.yaml', '--print', 'shop.yaml'], io),
+    ).toBe(0);
+    expect(io.out()).toContain(`address: ${join(dir, 'shop.sock')}`);
+    expect(io.out()).toContain('workers: 3');
+    const bad = fakeIo(dir);
+    expect(await main(['check', '--vassal-defaults', 'defaults.yaml', 'bad.yaml'], bad)).toBe(1);
+    expect(bad.err()).toMatch(/^bad\.yaml:4:10 \/workers /);
+    const missing = fakeIo(dir);
+    expect(await main(['check', '--vassal-defaults', 'nope.yaml', 'shop.yaml'], missing)).toBe(1);
+    expect(missing.err()).toBe('nope.yaml: cannot read the file (ENOENT)\n');
   });
 });
 

@@ -38,6 +38,7 @@ export {
   emperorSchema,
   loadEmperorConfig,
   startEmperor,
+  vassalVars,
 } from './emperor/index.ts';
 export {
   CONTAINER_ERROR_CODES,

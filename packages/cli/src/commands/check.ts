@@ -1,10 +1,17 @@
-/** `uwsgi-ts check CONFIG... [--print]`: validate without listening or loading apps. */
-import { formatIssue, readConfig, stringifyConfig } from '@uwsgi-ts/container';
+/**
+ * `uwsgi-ts check CONFIG... [--print] [--vassal-defaults FILE]`: validate without listening or
+ * loading apps; with --vassal-defaults, each CONFIG as the emperor reads a vassal file.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { formatIssue, readConfig, stringifyConfig, vassalVars } from '@uwsgi-ts/container';
 import { type CliIo, write } from '../io.ts';
 import { configIssues } from './config-errors.ts';
 
 export interface CheckOptions {
   readonly print: boolean;
+  /** Read each CONFIG as a vassal: these defaults merged under it, `${VASSAL}` from its name. */
+  readonly vassalDefaults?: string | undefined;
 }
 
 export async function check(
@@ -14,9 +21,25 @@ export async function check(
 ): Promise<number> {
   let failed = 0;
   let printed = 0;
+  let defaults: { file: string; text: string } | undefined;
+  if (options.vassalDefaults !== undefined) {
+    const path = resolve(io.cwd, options.vassalDefaults);
+    try {
+      defaults = { file: options.vassalDefaults, text: await readFile(path, 'utf8') };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      await write(io.stderr, `${options.vassalDefaults}: cannot read the file (${code})\n`);
+      return 1;
+    }
+  }
   for (const file of files) {
     try {
-      const config = await readConfig(file, { env: io.env, cwd: io.cwd });
+      const config = await readConfig(file, {
+        cwd: io.cwd,
+        ...(defaults === undefined
+          ? { env: io.env }
+          : { env: { ...io.env, ...vassalVars(basename(file)) }, defaults }),
+      });
       if (options.print) {
         // One YAML stream: `---` between documents keeps the output parseable as a whole.
         await write(io.stdout, `${printed > 0 ? '---\n' : ''}${stringifyConfig(config)}`);

@@ -16,6 +16,7 @@ import { Scanner, type ScanResult } from './scanner.ts';
 import { SPARE_AFTER_BOOT_MS, SparePool } from './spares.ts';
 import { Vassal, type VassalContext } from './vassal.ts';
 
+export { vassalVars } from './vassal.ts';
 export {
   type EmperorArgs,
   type EmperorConfig,

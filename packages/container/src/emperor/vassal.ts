@@ -3,6 +3,12 @@
  * (a validated text, an invalid one, or nothing), what its process serves, and the one step
  * that brings the two together (`#reconcile`). Every wait is a timer of this vassal: a crash
  * loop here never delays another vassal.
+ *
+ * Longer than the house's ~400 lines on purpose: its invariants (one reload in flight, who
+ * waits for which reload, which key runs, failed or crashed) live in the private fields of one
+ * class, and each handler below changes several of them together. Splitting the handlers out
+ * would make those fields public. The interleavings are tested in
+ * test/emperor-vassal.test.ts with real processes.
  */
 import type { ChildProcess } from 'node:child_process';
 import { parseConfig } from '../config/load.ts';
@@ -55,6 +61,14 @@ export interface VassalEvent {
   readonly at: string;
   readonly event: string;
   readonly detail?: string;
+}
+
+/**
+ * The variables a vassal file is interpolated with on top of the environment: `${VASSAL}` (the
+ * file name without its extension) and `${VASSAL_FILE}` (the file name).
+ */
+export function vassalVars(name: string): Record<string, string> {
+  return { VASSAL: name.replace(/\.ya?ml$/, ''), VASSAL_FILE: name };
 }
 
 const HISTORY = 10;
@@ -284,9 +298,8 @@ export class Vassal {
     };
   }
 
-  /** `${VASSAL}` (name without extension) and `${VASSAL_FILE}` (the name). */
   vars(): Record<string, string> {
-    return { VASSAL: this.name.replace(/\.ya?ml$/, ''), VASSAL_FILE: this.name };
+    return vassalVars(this.name);
   }
 
   #record(event: string, detail?: string): void {
