@@ -16,13 +16,13 @@ import { Scanner, type ScanResult } from './scanner.ts';
 import { SPARE_AFTER_BOOT_MS, SparePool } from './spares.ts';
 import { Vassal, type VassalContext } from './vassal.ts';
 
-export { vassalVars } from './vassal.ts';
 export {
   type EmperorArgs,
   type EmperorConfig,
   emperorSchema,
   loadEmperorConfig,
 } from './config.ts';
+export { vassalVars } from './vassal.ts';
 
 export interface EmperorOptions {
   /** Environment of the vassals (and of their `${VAR}` interpolation); default `process.env`. */
