@@ -5,7 +5,7 @@
  * storm tests (RELIABILITY.md R8, R12-R14) are in test/reliability/emperor.test.ts.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI_BIN, type LogRecord, REPO_ROOT } from '../utils/cli.ts';
@@ -352,6 +352,55 @@ describe('emperor', () => {
     await waitUntilDead(secondAll, 5000);
     expect(liveChildren(second.child.pid ?? -1)).toEqual([]);
     expect(procStat(second.child.pid ?? -1)).toBeUndefined();
+  });
+
+  it("SIGUSR1 reopens the emperor's log file and every vassal's (logrotate)", async () => {
+    const dir = suite.dir();
+    const vassals = join(dir, 'vassals');
+    await mkdir(vassals);
+    const emperorLog = join(dir, 'emperor.log');
+    const vassalLog = join(dir, 'v.log');
+    await writeVassal(
+      vassals,
+      'v.yaml',
+      vassalText(join(dir, 'v.sock'), 1, { logFile: vassalLog }),
+    );
+    const config = join(dir, 'emperor.yaml');
+    await writeFile(
+      config,
+      'emperor:\n  watch: [vassals]\n  control: emperor.sock\n  log: { file: emperor.log, format: json }\n',
+    );
+    const emperor = startEmperor(['--config', config]);
+    const read = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8') : '');
+    await waitFor(
+      () => read(emperorLog).includes('"event":"ready"') || undefined,
+      10_000,
+      'the vassal ready in the emperor log file',
+    );
+    expect(read(vassalLog)).toContain('"role":"master"');
+    await rename(emperorLog, `${emperorLog}.1`);
+    await rename(vassalLog, `${vassalLog}.1`);
+    emperor.child.kill('SIGUSR1');
+    await waitFor(
+      () => (existsSync(emperorLog) && existsSync(vassalLog)) || undefined,
+      5000,
+      'both log files reopened',
+    );
+    expect(
+      await emperorCli(['reload', 'v.yaml', '--control', join(dir, 'emperor.sock')]),
+    ).toMatchObject({
+      code: 0,
+    });
+    await waitFor(
+      () => read(vassalLog).includes('"msg":"reloaded"') || undefined,
+      5000,
+      'reloaded',
+    );
+    expect(read(emperorLog)).toContain('"event":"reloaded"');
+    expect(read(`${emperorLog}.1`)).not.toContain('"event":"reloaded"');
+    expect(read(`${vassalLog}.1`)).not.toContain('"msg":"reloaded"');
+    emperor.child.kill('SIGTERM');
+    expect((await emperor.exited).code).toBe(0);
   });
 
   it('refuses what it cannot watch, with the reason', async () => {

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prepareConfigValidator } from '../config/load.ts';
-import { createLogger, flushLogger, type Logger } from '../shared/log.ts';
+import { createLogger, flushLogger, type Logger, reopenLogFiles } from '../shared/log.ts';
 import { type ControlServer, listenControl, removePidfile } from '../supervisor/control.ts';
 import type { EmperorConfig } from './config.ts';
 import { Scanner, type ScanResult } from './scanner.ts';
@@ -59,7 +59,10 @@ export async function startEmperor(
   options: EmperorOptions = {},
 ): Promise<Emperor> {
   const log = createLogger(config.log, {
-    ...(options.stdout === undefined ? {} : { stdout: options.stdout }),
+    // `log.file` wins over the caller's stdout, as for a master (supervisor/master.ts).
+    ...(options.stdout === undefined || config.log.file !== undefined
+      ? {}
+      : { stdout: options.stdout }),
     sharedOutput: true,
     bindings: { role: 'emperor' },
   });
@@ -205,6 +208,7 @@ export async function startEmperor(
     status,
     reloadAll,
     reopenLogs: () => {
+      reopenLogFiles();
       for (const vassal of vassals.values()) vassal.reopenLogs();
     },
     stopped,
