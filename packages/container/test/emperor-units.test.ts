@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatIssue, parseConfig } from '../src/config/index.ts';
 import { loadEmperorConfig } from '../src/emperor/config.ts';
-import { isVassalName, parseTarget, Scanner, type ScanResult } from '../src/emperor/scanner.ts';
+import {
+  isVassalName,
+  parseTarget,
+  readBounded,
+  Scanner,
+  type ScanResult,
+} from '../src/emperor/scanner.ts';
 import type { ContainerError } from '../src/shared/errors.ts';
 import { createLogger } from '../src/shared/log.ts';
 
@@ -124,6 +130,7 @@ describe('emperor config', () => {
       mercyMs: 30000,
       backoff: { firstMs: 500, maxMs: 30000 },
       spareVassals: 1,
+      maxFileBytes: 1_048_576,
     });
     const args = await loadEmperorConfig(undefined, { watch: ['v'], control: 'c.sock' }, '/x');
     expect(args).toMatchObject({ watch: ['/x/v'], control: '/x/c.sock' });
@@ -175,6 +182,7 @@ describe('scanner', () => {
       watch,
       debounceMs: 10,
       rescanMs: 60_000,
+      maxFileBytes: 1024,
       log: createLogger({ access: false, format: 'json', level: 'silent' }),
       onScan: (r) => scans.push(r),
     });
@@ -210,6 +218,22 @@ describe('scanner', () => {
     await writeFile(join(dir, 'b.yaml'), 'b: 2\n');
     await scanner?.scan();
     expect(scans.at(-1)?.files.get('b.yaml')?.text).toBe('b: 2\n');
+  });
+
+  it('a file over maxFileBytes is reported as such, never read whole; readBounded is exact at the limit', async () => {
+    await writeFile(join(dir, 'big.yaml'), `# ${'x'.repeat(2000)}\n`);
+    await writeFile(join(dir, 'edge.yaml'), 'x'.repeat(1024));
+    const { scans, ready } = start([dir]);
+    await ready;
+    const big = scans.at(-1)?.files.get('big.yaml');
+    expect(big?.text).toBe('');
+    expect(big?.error).toMatch(/larger than emperor\.maxFileBytes \(1024 bytes\)/);
+    expect(scans.at(-1)?.files.get('edge.yaml')?.error).toBeUndefined();
+    expect(await readBounded(join(dir, 'edge.yaml'), 1024)).toEqual({ text: 'x'.repeat(1024) });
+    expect(await readBounded(join(dir, 'edge.yaml'), 1023)).toEqual({ text: undefined });
+    expect(await readBounded(join(dir, 'edge.yaml'), 10)).toEqual({ text: undefined });
+    await writeFile(join(dir, 'empty.yaml'), '');
+    expect(await readBounded(join(dir, 'empty.yaml'), 10)).toEqual({ text: '' });
   });
 
   it('the first watched directory wins a duplicate name; an unreadable directory refuses to start', async () => {

@@ -122,6 +122,26 @@ describe('vassal state machine', () => {
   });
 });
 
+describe('vassal file over the size limit', () => {
+  it('is one invalid record per content, and nothing starts', async () => {
+    const { vassal, events } = setup();
+    const big = {
+      name: 'v.yaml',
+      file: '/srv/vassals/v.yaml',
+      text: '',
+      hash: 'too-large:1',
+      mtimeMs: 1,
+      error: 'the file is larger than emperor.maxFileBytes (1024 bytes): not read',
+    };
+    vassal.update(big, undefined);
+    vassal.update({ ...big, mtimeMs: 2 }, undefined);
+    expect(events('invalid')).toBe(1);
+    expect(events('spawned')).toBe(0);
+    expect(vassal.state).toBe('invalid');
+    expect(vassal.status()['lastError']).toMatch(/maxFileBytes/);
+  });
+});
+
 describe('vassal process', () => {
   it('a fork that fails (here E2BIG: an environment string over 128 KiB) ends as an exit with the reason', async () => {
     const exits: unknown[] = [];

@@ -31,6 +31,8 @@ export interface EmperorConfig {
   /** A vassal that does not report ready within this is killed (ms). Default 60000. */
   readonly readyTimeoutMs: number;
   readonly backoff: { readonly firstMs: number; readonly maxMs: number };
+  /** Largest vassal or defaults file read (bytes); a larger one is reported, not read. 1 MiB. */
+  readonly maxFileBytes: number;
   /** Vassal processes kept booted and waiting for a config (emperor/spares.ts). Default 1. */
   readonly spareVassals: number;
   readonly log: LogConfig;
@@ -53,6 +55,7 @@ export const emperorSchema = {
     heartbeatTimeoutMs: ms(30_000, 1000),
     readyTimeoutMs: ms(60_000, 100),
     spareVassals: { type: 'integer', minimum: 0, maximum: 8, default: 1 },
+    maxFileBytes: { type: 'integer', minimum: 1024, maximum: 67_108_864, default: 1_048_576 },
     backoff: {
       type: 'object',
       additionalProperties: false,

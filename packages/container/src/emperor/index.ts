@@ -110,6 +110,7 @@ export async function startEmperor(
     ...(config.vassalDefaults === undefined ? {} : { vassalDefaults: config.vassalDefaults }),
     debounceMs: config.debounceMs,
     rescanMs: config.rescanMs,
+    maxFileBytes: config.maxFileBytes,
     log,
     onScan,
   });

@@ -5,7 +5,7 @@
  * different text, never an mtime (`touch` is not a change; two edits in one second are two).
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import picomatch from 'picomatch';
@@ -21,6 +21,8 @@ export interface VassalFile {
   readonly hash: string;
   /** Not a change by itself (`touch`); it only retries a vassal that is backing off. */
   readonly mtimeMs: number;
+  /** Set when the file could not be taken as a config (over `maxFileBytes`); `text` is empty. */
+  readonly error?: string;
 }
 
 export interface ScanResult {
@@ -36,6 +38,8 @@ export interface ScannerOptions {
   readonly vassalDefaults?: string;
   readonly debounceMs: number;
   readonly rescanMs: number;
+  /** Largest vassal (or defaults) file read; a larger one is reported, never read whole. */
+  readonly maxFileBytes: number;
   readonly log: Logger;
   readonly onScan: (result: ScanResult) => void;
 }
@@ -117,11 +121,17 @@ export class Scanner {
     }
     if (this.#options.vassalDefaults !== undefined) {
       try {
-        await readFile(this.#options.vassalDefaults, 'utf8');
+        const { text } = await readBounded(
+          this.#options.vassalDefaults,
+          this.#options.maxFileBytes,
+        );
+        if (text === undefined) {
+          throw new Error(`larger than emperor.maxFileBytes (${this.#options.maxFileBytes} bytes)`);
+        }
       } catch (cause) {
         throw new ContainerError(
           'UWSGI_ERR_EMPEROR_WATCH',
-          `cannot read the vassal defaults ${this.#options.vassalDefaults} (${(cause as NodeJS.ErrnoException).code ?? cause})`,
+          `cannot read the vassal defaults ${this.#options.vassalDefaults} (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`,
           { cause },
         );
       }
@@ -239,7 +249,14 @@ export class Scanner {
         // stat, not lstat: a symlink is followed (a dangling one is no file).
         const info = await stat(file);
         if (!info.isFile()) continue;
-        const text = await readFile(file, 'utf8');
+        const read = await readBounded(file, this.#options.maxFileBytes);
+        if (read.text === undefined) {
+          const error = `the file is larger than emperor.maxFileBytes (${this.#options.maxFileBytes} bytes): not read`;
+          const hash = `too-large:${info.size}:${info.mtimeMs}:${info.ino}`;
+          out.push({ name, file, text: '', hash, mtimeMs: info.mtimeMs, error });
+          continue;
+        }
+        const text = read.text;
         if (text.trim() === '') {
           // Truncated by a writer that has not written yet (an in-place rewrite): no config can
           // be empty, so keep what was read before (or nothing) and let the write's event rescan.
@@ -259,7 +276,12 @@ export class Scanner {
     const file = this.#options.vassalDefaults;
     if (file === undefined) return undefined;
     try {
-      const text = await readFile(file, 'utf8');
+      const { text } = await readBounded(file, this.#options.maxFileBytes);
+      if (text === undefined) {
+        throw Object.assign(new Error('too large'), {
+          code: `larger than emperor.maxFileBytes (${this.#options.maxFileBytes} bytes)`,
+        });
+      }
       this.#reported.delete('defaults');
       this.#lastDefaults = { file, text, hash: sha256(text) };
     } catch (err) {
@@ -272,5 +294,36 @@ export class Scanner {
       }
     }
     return this.#lastDefaults;
+  }
+}
+
+/**
+ * Reads at most `max` bytes of `file` as UTF-8: `{ text }`, or `{ text: undefined }` when the
+ * file holds more (a hostile or mistaken file never lands in memory whole). One open, so a file
+ * growing between a stat and the read cannot slip past the limit.
+ */
+export async function readBounded(
+  file: string,
+  max: number,
+): Promise<{ text: string | undefined }> {
+  const handle = await open(file, 'r');
+  try {
+    // Sized by the file (plus one byte, to see it grew), so a rescan allocates what it reads.
+    let buffer = Buffer.allocUnsafe(Math.min((await handle.stat()).size, max) + 1);
+    let length = 0;
+    for (;;) {
+      if (length === buffer.length) {
+        if (length > max) break;
+        const bigger = Buffer.allocUnsafe(Math.min(length * 2, max + 1));
+        buffer.copy(bigger, 0, 0, length);
+        buffer = bigger;
+      }
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    return { text: length > max ? undefined : buffer.toString('utf8', 0, length) };
+  } finally {
+    await handle.close();
   }
 }

@@ -164,6 +164,11 @@ export class Vassal {
     if (key === this.#desired?.key || key === this.#invalidKey) return;
     let config: ContainerConfig;
     try {
+      if (found.error !== undefined) {
+        throw new ContainerError('UWSGI_ERR_CONFIG_INVALID', found.error, {
+          issues: [{ file: found.file, line: 0, col: 0, path: '', message: found.error }],
+        });
+      }
       config = parseConfig(found.text, {
         file: found.file,
         env: { ...this.#ctx.env, ...this.vars() },
