@@ -168,6 +168,34 @@ describe(`uwsgi-ts CLI (transport ${TRANSPORT ?? 'default'})`, () => {
     expect(r.code).toBe(1);
   });
 
+  it('run: an app with a syntax error is named with file:line:col (ES module, CommonJS) or as in an import', async () => {
+    // Written here, not kept as fixtures: the linter would refuse files that do not parse.
+    const broken = 'export default function (req, res) {\n  res.end("x"\n}\n';
+    await writeFile(join(dir, 'broken.mjs'), broken);
+    await writeFile(join(dir, 'broken.cjs'), broken.replace('export default', 'module.exports ='));
+    await writeFile(join(dir, 'imports.mjs'), 'import "./dep.mjs";\nexport default () => {};\n');
+    await writeFile(join(dir, 'dep.mjs'), 'const x = ;\n');
+    const failure = async (app: string) => {
+      const config = join(dir, `syntax-${app}.yaml`);
+      await writeFile(
+        config,
+        `listeners:\n  - { protocol: http, address: 127.0.0.1:0 }\nmounts:\n  - { path: /, app: ./${app} }\nworkers: 1\n`,
+      );
+      const r = await runCli(['run', config, '--log-format', 'json'], { timeoutMs: 15_000 });
+      expect(r.code).toBe(1);
+      return r.stderr.trim().split('\n').at(-1);
+    };
+    for (const app of ['broken.mjs', 'broken.cjs']) {
+      const file = join(dir, app);
+      expect(await failure(app)).toBe(
+        `uwsgi-ts: UWSGI_ERR_WORKER_BOOT: UWSGI_ERR_APP_LOAD: cannot load app ${file}: SyntaxError at ${file}:2:11: missing ) after argument list`,
+      );
+    }
+    expect(await failure('imports.mjs')).toBe(
+      `uwsgi-ts: UWSGI_ERR_WORKER_BOOT: UWSGI_ERR_APP_LOAD: cannot load app ${join(dir, 'imports.mjs')}: SyntaxError in the app or a module it imports: Unexpected token ';'`,
+    );
+  });
+
   it('request: talks uwsgi to the running container', async () => {
     const config = await writeConfig(dir, { mounts: [{ path: '/', app: 'plain.mjs' }] });
     container = await startContainer(config);

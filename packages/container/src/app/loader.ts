@@ -18,6 +18,7 @@
  * is a default export here.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { spawnSync } from 'node:child_process';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
@@ -165,9 +166,13 @@ async function importOnce(
   try {
     namespace = (await importContext.run(url, () => import(url))) as Record<string, unknown>;
   } catch (cause) {
-    throw new ContainerError('UWSGI_ERR_APP_LOAD', `cannot load app ${file}: ${messageOf(cause)}`, {
-      cause,
-    });
+    throw new ContainerError(
+      'UWSGI_ERR_APP_LOAD',
+      `cannot load app ${file}: ${loadFailure(file, cause)}`,
+      {
+        cause,
+      },
+    );
   } finally {
     net.Server.prototype.listen = original;
     // run() enabled async_hooks for the whole process (an init hook on every nextTick, Timeout,
@@ -430,6 +435,35 @@ function exportError(
     `app ${mount.app}${kind}: ${why}. Exports: ${exported || 'none'}. Accepted shapes, in ` +
       `discovery order: ${ACCEPTED_APP_SHAPES.join('; ')}. Name one with "export:" in the mount.`,
   );
+}
+
+/**
+ * Why an import failed, with `file:line:col` for a syntax error. CommonJS puts the place in
+ * the error's stack ("/srv/app.cjs:2\n<source line>\n   ^^^"); an ES module's SyntaxError has
+ * none, so the file is checked once with `node --check` (a child process, on this error path
+ * only; nothing of the app runs). A syntax error in a module the app imports is said as such.
+ */
+function loadFailure(file: string, cause: unknown): string {
+  if (!(cause instanceof SyntaxError)) return messageOf(cause);
+  const at = syntaxErrorPlace(cause.stack ?? '') ?? checkSyntax(file);
+  return at === undefined
+    ? `SyntaxError in the app or a module it imports: ${cause.message}`
+    : `SyntaxError at ${at}: ${cause.message}`;
+}
+
+/** `file:line:col` from V8's decorated header: "FILE:LINE", the source line, then the carets. */
+function syntaxErrorPlace(text: string): string | undefined {
+  const match = /^(.+):(\d+)\n.*\n( *)\^/.exec(text);
+  return match === null ? undefined : `${match[1]}:${match[2]}:${(match[3] ?? '').length + 1}`;
+}
+
+function checkSyntax(file: string): string | undefined {
+  const result = spawnSync(process.execPath, ['--check', file], {
+    encoding: 'utf8',
+    timeout: 10_000,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  return result.status === 0 ? undefined : syntaxErrorPlace(result.stderr ?? '');
 }
 
 function messageOf(err: unknown): string {

@@ -98,7 +98,11 @@ export function createLogger(log: LogConfig, options: CreateLoggerOptions = {}):
   // Under an emperor every record of a vassal (master and workers) names it.
   const vassal = process.env[VASSAL_ENV];
   const bindings = vassal === undefined ? options.bindings : { vassal, ...options.bindings };
-  const base = { level: log.level, base: { pid: process.pid, ...bindings } };
+  const base = {
+    level: log.level,
+    base: { pid: process.pid, ...bindings },
+    serializers: { err: serializeError },
+  };
   if (isPretty) {
     // Required on first use: pino-pretty costs 80-110 ms of a worker's boot, and JSON is the
     // format of every non-TTY output (workers, services, tests).
@@ -345,4 +349,22 @@ function isPipe(out: NodeJS.WritableStream): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * pino's error serializer, except for the message of an error that already says what its
+ * cause was (every ContainerError: "cannot load app x.mjs: missing ) ..."): pino would append
+ * the cause's message again. The causes' stacks stay in `stack`.
+ */
+function serializeError(err: unknown): unknown {
+  const out = pino.stdSerializers.err(err as Error);
+  if (
+    err instanceof Error &&
+    err.name === 'ContainerError' &&
+    out !== null &&
+    typeof out === 'object'
+  ) {
+    (out as { message: string }).message = err.message;
+  }
+  return out;
 }
