@@ -385,6 +385,16 @@ describe('request', () => {
     const io = fakeIo(dir);
     expect(await main(['request', server.path, '/nope'], io)).toBe(1);
     expect(io.out()).toBe('missing');
+    expect(io.err()).toBe('uwsgi-ts request: the server answered 404 Not Found\n');
+    // What an HTTP server says to a uwsgi packet.
+    const http = await uwsgiServer((_seen, socket) =>
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n'),
+    );
+    const io400 = fakeIo(dir);
+    expect(await main(['request', http.path, '/'], io400)).toBe(1);
+    expect(io400.err()).toBe(
+      'uwsgi-ts request: the server answered 400 Bad Request (an HTTP server answers a uwsgi packet with 400: is this a uwsgi listener?)\n',
+    );
   });
 
   it('accepts the CGI Status: form and skips interim 1xx heads', async () => {
@@ -432,7 +442,15 @@ describe('request', () => {
     io = fakeIo(dir);
     expect(await main(['request', silent.path, '/'], io)).toBe(1);
     expect(io.err()).toBe(
-      'uwsgi-ts request: the server closed the connection after 0 bytes, before a complete response head\n',
+      'uwsgi-ts request: the server closed the connection after 0 bytes, before a complete response head (is this a uwsgi listener? a uwsgi server answers every packet)\n',
+    );
+
+    // Not a uwsgi server: what came back is quoted, control bytes escaped.
+    const ssh = await uwsgiServer((_seen, socket) => socket.end('SSH-2.0-OpenSSH\r\n'));
+    io = fakeIo(dir);
+    expect(await main(['request', ssh.path, '/'], io)).toBe(1);
+    expect(io.err()).toBe(
+      'uwsgi-ts request: the server closed the connection after 17 bytes, before a complete response head; it sent "SSH-2.0-OpenSSH\\r\\n"\n',
     );
 
     io = fakeIo(dir);

@@ -129,7 +129,15 @@ export async function request(options: RequestOptions, io: CliIo): Promise<numbe
   const socket = 'path' in target ? connect({ path: target.path }) : connect(target);
   try {
     const head = await exchange(socket, packet, body, options, io);
-    return head.statusCode >= 200 && head.statusCode < 400 ? 0 : 1;
+    if (head.statusCode >= 200 && head.statusCode < 400) return 0;
+    // Exit 1 says "not 2xx/3xx"; stderr says which, and what a 400 usually means here.
+    const line = `${head.statusCode}${head.statusMessage === '' ? '' : ` ${head.statusMessage}`}`;
+    const hint =
+      head.statusCode === 400
+        ? ' (an HTTP server answers a uwsgi packet with 400: is this a uwsgi listener?)'
+        : '';
+    await write(io.stderr, `uwsgi-ts request: the server answered ${line}${hint}\n`);
+    return 1;
   } catch (err) {
     await write(io.stderr, `uwsgi-ts request: ${(err as Error).message}\n`);
     return 1;
@@ -150,6 +158,8 @@ function exchange(
     const parser = new ResponseHeadParser();
     let head: ResponseHead | undefined;
     let received = 0;
+    /** The first bytes that came back, for the error when they are not a response. */
+    let first = Buffer.alloc(0);
     let bodyBytes = 0;
     let settled = false;
     const cleanups: Array<() => void> = [];
@@ -161,7 +171,11 @@ function exchange(
       else if (head === undefined) {
         reject(
           requestFailed(
-            `the server closed the connection after ${received} bytes, before a complete response head`,
+            `the server closed the connection after ${received} bytes, before a complete response head${
+              received === 0
+                ? ' (is this a uwsgi listener? a uwsgi server answers every packet)'
+                : `; it sent ${quoteBytes(first)}`
+            }`,
           ),
         );
       } else {
@@ -223,6 +237,9 @@ function exchange(
     });
     socket.on('data', (chunk: Buffer) => {
       received += chunk.byteLength;
+      if (first.byteLength < QUOTED_BYTES) {
+        first = Buffer.concat([first, chunk.subarray(0, QUOTED_BYTES - first.byteLength)]);
+      }
       if (options.raw) out(chunk);
       if (head !== undefined) {
         bodyBytes += chunk.byteLength;
@@ -245,7 +262,12 @@ function exchange(
           break;
         }
       } catch (err) {
-        finish(requestFailed(`malformed response head: ${(err as Error).message}`, err));
+        finish(
+          requestFailed(
+            `malformed response head: ${(err as Error).message}; it sent ${quoteBytes(first)}`,
+            err,
+          ),
+        );
         return;
       }
       if (options.include) void write(io.stderr, renderHead(head));
@@ -256,6 +278,22 @@ function exchange(
     socket.on('close', () => finish(undefined));
     socket.on('error', (err) => finish(requestFailed(err.message, err)));
   });
+}
+
+/** How many of the first bytes an error quotes. */
+const QUOTED_BYTES = 64;
+
+/** `"SSH-2.0-OpenSSH\r\n"`: the bytes as a JSON string, control and non-ASCII bytes escaped. */
+function quoteBytes(bytes: Buffer): string {
+  const named: Record<number, string> = { 9: '\\t', 10: '\\n', 13: '\\r', 34: '\\"', 92: '\\\\' };
+  const text = [...bytes]
+    .map(
+      (b) =>
+        named[b] ??
+        (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`),
+    )
+    .join('');
+  return `"${text}"${bytes.byteLength === QUOTED_BYTES ? '...' : ''}`;
 }
 
 /** A failed exchange: `request()` prints its message and exits 1 (never a usage error). */
