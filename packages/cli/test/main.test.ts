@@ -1,5 +1,5 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: config text with ${VAR} references.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -174,6 +174,12 @@ describe('usage', () => {
 });
 
 describe('check', () => {
+  beforeEach(async () => {
+    // `check` requires every mount's app file to exist.
+    await writeFile(join(dir, 'app.mjs'), 'export default (req, res) => res.end();\n');
+    await writeFile(join(dir, 'a.mjs'), 'export default (req, res) => res.end();\n');
+  });
+
   it('valid files: "FILE: ok" on stdout, exit 0', async () => {
     await writeFile(join(dir, 'a.yaml'), VALID);
     await writeFile(join(dir, 'b.yaml'), VALID.replace('app.sock', 'b.sock'));
@@ -213,6 +219,23 @@ describe('check', () => {
     expect(await main(['check', 'env.yaml'], fakeIo(dir, { env: { SOCK: 's.sock' } }))).toBe(0);
   });
 
+  it('every app file must exist and be a readable file, reported at its line', async () => {
+    await mkdir(join(dir, 'adir'));
+    await writeFile(
+      join(dir, 'apps.yaml'),
+      'listeners:\n  - { protocol: uwsgi, address: app.sock }\nmounts:\n  - { path: /a, app: ./a.mjs }\n  - { path: /b, app: ./missing.mjs }\n  - { path: /c, app: ./adir }\n',
+    );
+    const io = fakeIo(dir);
+    expect(await main(['check', 'apps.yaml'], io)).toBe(1);
+    expect(io.err()).toBe(
+      [
+        `apps.yaml:5:22 /mounts/1/app app file ${join(dir, 'missing.mjs')} does not exist`,
+        `apps.yaml:6:22 /mounts/2/app app file ${join(dir, 'adir')} is not a file`,
+        '',
+      ].join('\n'),
+    );
+  });
+
   it('--print writes the effective configs as one YAML stream', async () => {
     await writeFile(join(dir, 'a.yaml'), VALID);
     await writeFile(join(dir, 'b.yaml'), VALID.replace('app.sock', 'b.sock'));
@@ -230,6 +253,10 @@ describe('check', () => {
 });
 
 describe('check --vassal-defaults', () => {
+  beforeEach(async () => {
+    await writeFile(join(dir, 'a.mjs'), 'export default (req, res) => res.end();\n');
+  });
+
   it('reads each file as the emperor reads a vassal: the defaults under it, ${VASSAL} from its name', async () => {
     await writeFile(
       join(dir, 'defaults.yaml'),

@@ -36,6 +36,7 @@ export async function check(
     try {
       const config = await readConfig(file, {
         cwd: io.cwd,
+        checkApps: true,
         ...(defaults === undefined
           ? { env: io.env }
           : { env: { ...io.env, ...vassalVars(basename(file)) }, defaults }),

@@ -3,6 +3,7 @@
  * address parser), duplicate listeners and mounts, unix path length, mount prefixes that could
  * never match. They run on schema-valid data only.
  */
+import { accessSync, constants, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { classifyListenAddress } from '../transport/address.ts';
 import type { ConfigIssue } from './issues.ts';
@@ -124,5 +125,25 @@ export function checkMounts(session: IssueSink, config: RawConfig): void {
       `UWSGI_ERR_MOUNT_CONFLICT: "${mount.path}" is the same prefix as "${other}" (/mounts/${first}, line ${session.lineOf(`/mounts/${first}/path`)}); one trailing slash is ignored`,
       'UWSGI_ERR_MOUNT_CONFLICT',
     );
+  });
+}
+
+/**
+ * Every mount's `app` is a readable file (what `uwsgi-ts check` adds to the checks `run` makes
+ * at load time, so a missing app is found before a deploy, with its line).
+ */
+export function checkAppFiles(session: IssueSink, config: RawConfig, base: string): void {
+  config.mounts.forEach((mount, index) => {
+    const file = resolve(base, mount.app);
+    let reason: string | undefined;
+    try {
+      const info = statSync(file);
+      if (!info.isFile()) reason = 'is not a file';
+      else accessSync(file, constants.R_OK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      reason = code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? String(err)})`;
+    }
+    if (reason !== undefined) session.at(`/mounts/${index}/app`, `app file ${file} ${reason}`);
   });
 }

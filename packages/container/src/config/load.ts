@@ -12,7 +12,7 @@ import { dirname, resolve } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { ContainerError } from '../shared/errors.ts';
 import { classifyListenAddress } from '../transport/address.ts';
-import { checkListeners, checkMounts, type RawConfig } from './checks.ts';
+import { checkAppFiles, checkListeners, checkMounts, type RawConfig } from './checks.ts';
 import { type ConfigIssue, formatIssue } from './issues.ts';
 import { configSchema } from './schema.ts';
 import { Session } from './session.ts';
@@ -35,6 +35,8 @@ export interface ParseConfigOptions {
    * Its issues are reported against `defaults.file`. Default: none.
    */
   readonly defaults?: { readonly text: string; readonly file: string };
+  /** Also require every mount's `app` to be a readable file (`uwsgi-ts check`). Default off. */
+  readonly checkApps?: boolean;
 }
 
 export type ReadConfigOptions = Omit<ParseConfigOptions, 'file'>;
@@ -118,6 +120,7 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Con
   const base = absFile === undefined ? cwd : dirname(absFile);
   checkListeners(session, raw, base, explicitModes);
   checkMounts(session, raw);
+  if (options.checkApps === true) checkAppFiles(session, raw, base);
   session.failIfAny();
 
   const config: ContainerConfig = {
