@@ -3,11 +3,18 @@
  * SIGTERM with a request in flight, exit 0), `uwsgi-ts check` exit codes, and
  * `uwsgi-ts request` against the running container.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { assertBuilt, type RunningContainer, runCli, startContainer } from '../utils/cli.ts';
+import {
+  assertBuilt,
+  REPO_ROOT,
+  type RunningContainer,
+  runCli,
+  startContainer,
+} from '../utils/cli.ts';
 import { APPS_DIR, TRANSPORT, writeConfig } from '../utils/config.ts';
 import { request } from '../utils/http-client.ts';
 import { connect, parseTarget } from '../utils/net.ts';
@@ -159,6 +166,13 @@ describe(`uwsgi-ts CLI (transport ${TRANSPORT ?? 'default'})`, () => {
     expect(usage.code).toBe(2);
     const unknown = await runCli(['frobnicate']);
     expect(unknown.code).toBe(2);
+  });
+
+  it('the repository root has the uwsgi-ts binary (pnpm exec uwsgi-ts)', () => {
+    const bin = join(REPO_ROOT, 'node_modules', '.bin', 'uwsgi-ts');
+    const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
   it('run: exits 1 for an invalid config without listening', async () => {
