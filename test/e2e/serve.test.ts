@@ -210,6 +210,49 @@ describe(`uwsgi-ts CLI (transport ${TRANSPORT ?? 'default'})`, () => {
     );
   });
 
+  it('route: its answer for each target is what the running container does with it', async () => {
+    const config = await writeConfig(dir, {
+      mounts: [
+        { path: '/api', app: 'plain.mjs' },
+        { path: '/api/v2', app: 'plain.mjs' },
+        { path: '/', app: 'plain.mjs' },
+      ],
+      accessLog: false,
+    });
+    container = await startContainer(config);
+    const unix = container.address('uwsgi', 'unix');
+    const targets = [
+      '/api/users?x=1',
+      '/api',
+      '/api/',
+      '/apix',
+      '/api/v2/a/b',
+      '/api/%2e%2e/v2/x',
+      '/api//v2/x',
+      '/x/../api/y',
+      '/api/x%2F..%2F..%2Fother',
+    ];
+    for (const target of targets) {
+      const explained = await runCli(['route', config, 'GET', target, '--json']);
+      const doc = JSON.parse(explained.stdout) as {
+        match: { baseUrl: string; url: string; originalUrl: string } | null;
+      };
+      const res = await uwsgiRequest(unix, nginxLikeVars('GET', target));
+      if (doc.match === null) {
+        expect({ target, status: res.status }).toEqual({ target, status: 404 });
+        expect(explained.code).toBe(1);
+        continue;
+      }
+      expect(explained.code).toBe(0);
+      const seen = JSON.parse(res.body.toString()) as Record<string, unknown>;
+      expect({ target, baseUrl: seen['baseUrl'], url: seen['url'] }).toEqual({
+        target,
+        baseUrl: doc.match.baseUrl,
+        url: doc.match.url,
+      });
+    }
+  });
+
   it('request: talks uwsgi to the running container', async () => {
     const config = await writeConfig(dir, { mounts: [{ path: '/', app: 'plain.mjs' }] });
     container = await startContainer(config);

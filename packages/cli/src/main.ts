@@ -10,6 +10,7 @@ import { check } from './commands/check.ts';
 import { emperor } from './commands/emperor.ts';
 import { DEFAULT_RELOAD_TIMEOUT_MS, reload } from './commands/reload.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS, request } from './commands/request.ts';
+import { route } from './commands/route.ts';
 import { schema } from './commands/schema.ts';
 import { serve } from './commands/serve.ts';
 import { CliError, usageError } from './errors.ts';
@@ -165,6 +166,16 @@ async function run(
           timeoutMs: timeout === undefined ? DEFAULT_REQUEST_TIMEOUT_MS : Number(timeout),
           userAgent: `uwsgi-ts/${VERSION}`,
         },
+        io,
+      );
+    }
+    case 'route': {
+      const [config = '', second = '', third] = positionals;
+      return route(
+        config,
+        third === undefined ? 'GET' : second,
+        third ?? second,
+        { json: values['json'] === true },
         io,
       );
     }

@@ -17,7 +17,15 @@ export interface OptionSpec {
   readonly description: string;
 }
 
-export type CommandName = 'run' | 'emperor' | 'reload' | 'check' | 'request' | 'schema' | 'help';
+export type CommandName =
+  | 'run'
+  | 'emperor'
+  | 'reload'
+  | 'check'
+  | 'route'
+  | 'request'
+  | 'schema'
+  | 'help';
 
 export interface CommandSpec {
   readonly name: CommandName;
@@ -217,6 +225,25 @@ export const COMMANDS: readonly CommandSpec[] = [
         type: 'string',
         value: 'MS',
         description: 'Give up after MS milliseconds in total (default 30000; 0 = never).',
+      },
+    ],
+  },
+  {
+    name: 'route',
+    aliases: [],
+    synopsis: 'CONFIG [METHOD] URL',
+    minArgs: 2,
+    maxArgs: 3,
+    summary: 'Explain which mount answers a URL, and what its app sees, without starting anything.',
+    details: [
+      'URL is a request target as nginx sends it in REQUEST_URI (/api/users/42?x=1), or an absolute URL (its path is routed). Prints the mount that answers, SCRIPT_NAME and PATH_INFO, the req.url / req.baseUrl / req.originalUrl a (req, res) app sees and the URL a fetch app gets, every mount and how it relates to the path, and why: the longest prefix on a segment boundary, dot segments resolved, or why nothing matched. The config health path (GET/HEAD) is reported as answered by the container itself.',
+      'Exit codes: 0 when a mount (or the health check) answers, 1 when nothing does (the container answers 404) or the config is invalid, 2 for usage errors.',
+    ],
+    options: [
+      {
+        name: 'json',
+        type: 'boolean',
+        description: 'Print the explanation as one JSON document.',
       },
     ],
   },

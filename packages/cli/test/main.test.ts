@@ -84,10 +84,19 @@ describe('usage', () => {
   });
 
   it('COMMAND --help works without the required arguments', async () => {
-    for (const name of ['run', 'serve', 'emperor', 'reload', 'check', 'request', 'schema']) {
+    for (const name of [
+      'run',
+      'serve',
+      'emperor',
+      'reload',
+      'check',
+      'route',
+      'request',
+      'schema',
+    ]) {
       const io = fakeIo(dir);
       expect(await main([name, '--help'], io)).toBe(0);
-      expect(io.out()).toMatch(/^Usage: uwsgi-ts (run|emperor|reload|check|request|schema)/);
+      expect(io.out()).toMatch(/^Usage: uwsgi-ts (run|emperor|reload|check|route|request|schema)/);
     }
     const io = fakeIo(dir);
     expect(await main(['help', 'request'], io)).toBe(0);
@@ -279,6 +288,68 @@ describe('check --vassal-defaults', () => {
     const missing = fakeIo(dir);
     expect(await main(['check', '--vassal-defaults', 'nope.yaml', 'shop.yaml'], missing)).toBe(1);
     expect(missing.err()).toBe('nope.yaml: cannot read the file (ENOENT)\n');
+  });
+});
+
+describe('route', () => {
+  const CONFIG =
+    'listeners:\n  - { protocol: uwsgi, address: app.sock }\nmounts:\n  - { path: /api, app: ./api.mjs }\n  - { path: /, app: ./root.mjs }\nhealth: /healthz\n';
+
+  it('names the mount, SCRIPT_NAME, PATH_INFO, what the app sees and why; exit 0', async () => {
+    await writeFile(join(dir, 'conf.yaml'), CONFIG);
+    const io = fakeIo(dir);
+    expect(await main(['route', 'conf.yaml', 'POST', '/api/users/42?x=1'], io)).toBe(0);
+    expect(io.out()).toBe(
+      [
+        'POST /api/users/42?x=1',
+        '  path        /api/users/42',
+        `  mount       /api (mounts[0], ${join(dir, 'api.mjs')})`,
+        '  SCRIPT_NAME /api',
+        '  PATH_INFO   /users/42',
+        '  req.url     /users/42?x=1',
+        '  req.baseUrl /api',
+        '  originalUrl /api/users/42?x=1',
+        '  fetch app   request.url http://HOST/api/users/42?x=1 (fetchUrl: full)',
+        '  why         longest mount prefix on a segment boundary: /api',
+        '  mounts      /api  matches: the longest prefix on a segment boundary',
+        '              /     matches, but a longer mount does too',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('--json; the health path; nothing matching is exit 1; bad input is a usage error', async () => {
+    await writeFile(join(dir, 'conf.yaml'), CONFIG);
+    const json = fakeIo(dir);
+    expect(await main(['route', 'conf.yaml', '/apix', '--json'], json)).toBe(0);
+    const doc = JSON.parse(json.out());
+    expect(doc).toMatchObject({
+      method: 'GET',
+      health: false,
+      match: { path: '/', baseUrl: '', url: '/apix', app: join(dir, 'root.mjs') },
+    });
+    expect(doc.candidates[0]).toMatchObject({ path: '/api', relation: 'not-on-boundary' });
+
+    const health = fakeIo(dir);
+    expect(await main(['route', 'conf.yaml', 'HEAD', '/healthz'], health)).toBe(0);
+    expect(health.out()).toContain(
+      'answered by the container\'s health check (health: /healthz): 200 "ok", no app',
+    );
+    expect(health.out()).toContain('for other methods or a request with a body');
+
+    await writeFile(
+      join(dir, 'api-only.yaml'),
+      CONFIG.replace('  - { path: /, app: ./root.mjs }\n', ''),
+    );
+    const none = fakeIo(dir);
+    expect(await main(['route', 'api-only.yaml', '/other'], none)).toBe(1);
+    expect(none.out()).toContain('mount       none: the container answers 404');
+
+    expect(await main(['route', 'conf.yaml', 'G T', '/'], fakeIo(dir))).toBe(2);
+    expect(await main(['route', 'conf.yaml', '/a b'], fakeIo(dir))).toBe(2);
+    const missing = fakeIo(dir);
+    expect(await main(['route', 'nope.yaml', '/'], missing)).toBe(1);
+    expect(missing.err()).toContain('cannot read the file (ENOENT)');
   });
 });
 

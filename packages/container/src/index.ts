@@ -41,6 +41,11 @@ export {
   vassalVars,
 } from './emperor/index.ts';
 export {
+  type CandidateRelation,
+  explainRoute,
+  type RouteExplanation,
+} from './router/explain.ts';
+export {
   CONTAINER_ERROR_CODES,
   ContainerError,
   type ContainerErrorCode,

@@ -19,7 +19,8 @@ export function describeError(err: unknown): string {
       : err.message;
   let cause: unknown = err.cause;
   for (let depth = 0; cause instanceof Error && depth < 3; depth += 1) {
-    text += ` (cause: ${cause.message})`;
+    // Our errors usually say their cause already ("cannot load app x: missing ) ..."): once.
+    if (!text.includes(cause.message)) text += ` (cause: ${cause.message})`;
     cause = cause.cause;
   }
   return text;

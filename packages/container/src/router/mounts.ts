@@ -268,7 +268,7 @@ function dotCount(segment: string, percentDots: boolean): number {
  * codec's latin1 strings), dot segments resolved again (an encoded `/` can create new ones) and
  * runs of `/` merged (nginx `merge_slashes on`, its default).
  */
-function decodedView(path: string): string {
+export function decodedView(path: string): string {
   const bytes = decodeEscapes(path);
   const merged = bytes.includes('//') ? bytes.replace(/\/{2,}/g, '/') : bytes;
   return merged.includes('/.') ? removeDotSegments(merged, false) : merged;

@@ -1,0 +1,125 @@
+/**
+ * `uwsgi-ts route`: why a request target goes to the mount it goes to (or to none), in words an
+ * operator can check against nginx. The verdict is `createRouter().match()` itself, the one the
+ * dispatcher uses; this module only lays out the pieces that led to it. Pure, like mounts.ts.
+ */
+import type { MountConfig } from '../config/types.ts';
+import {
+  createRouter,
+  decodedView,
+  normalizeMountPath,
+  normalizeRequestPath,
+  type RouteMatch,
+} from './mounts.ts';
+
+export type CandidateRelation =
+  /** The longest prefix on a segment boundary: the winner (if the decoded view agrees). */
+  | 'longest'
+  /** Also a prefix on a segment boundary, but shorter (the `/` catch-all, `/api` under `/api/v2`). */
+  | 'shorter'
+  /** The path starts with it, but not at a `/` (`/api` is not a prefix of `/apix`). */
+  | 'not-on-boundary'
+  | 'no';
+
+export interface RouteExplanation {
+  readonly target: string;
+  /** The path routed on: query removed, absolute form reduced, dot segments resolved. */
+  readonly path: string;
+  /** What a decoding front end sees (escapes decoded, `//` merged, dots resolved again). */
+  readonly decodedPath: string;
+  /** Dot segments (`.`, `..`, `%2e`) changed the path. */
+  readonly dotSegmentsResolved: boolean;
+  readonly candidates: readonly {
+    readonly index: number;
+    readonly mount: MountConfig;
+    /** The mount's canonical prefix as compared (`''` for `/`). */
+    readonly prefix: string;
+    readonly relation: CandidateRelation;
+  }[];
+  /** The route, with what the app sees; undefined when nothing matches (404). */
+  readonly match:
+    | (RouteMatch & {
+        readonly url: string;
+        readonly baseUrl: string;
+        readonly originalUrl: string;
+      })
+    | undefined;
+  /** One sentence: why this mount, or why none. */
+  readonly reason: string;
+}
+
+export function explainRoute(mounts: readonly MountConfig[], target: string): RouteExplanation {
+  const router = createRouter(mounts);
+  const matched = router.match(target);
+  const path = normalizeRequestPath(target);
+  const q = target.indexOf('?');
+  const rawPath = q === -1 ? target : target.slice(0, q);
+  const compared = path.replace(/%[0-9a-f]{2}/gi, (e) => e.toUpperCase());
+  const prefixes = mounts.map((mount, index) => {
+    const canonical = normalizeMountPath(mount.path);
+    return { index, mount, prefix: canonical === '/' ? '' : canonical };
+  });
+  const onBoundary = (prefix: string) =>
+    compared.startsWith(prefix) &&
+    (compared.length === prefix.length || compared[prefix.length] === '/');
+  const longest = prefixes
+    .filter((p) => onBoundary(p.prefix))
+    .sort((a, b) => b.prefix.length - a.prefix.length)[0];
+  const candidates = prefixes.map((p) => ({
+    ...p,
+    relation: (onBoundary(p.prefix)
+      ? p === longest
+        ? 'longest'
+        : 'shorter'
+      : compared.startsWith(p.prefix)
+        ? 'not-on-boundary'
+        : 'no') as CandidateRelation,
+  }));
+  const decodedPath = path.startsWith('/') ? decodedView(path) : path;
+  const match =
+    matched === undefined
+      ? undefined
+      : {
+          ...matched,
+          url: (matched.pathInfo === '' ? '/' : matched.pathInfo) + matched.search,
+          baseUrl: matched.scriptName,
+          originalUrl: target,
+        };
+  return {
+    target,
+    path,
+    decodedPath,
+    dotSegmentsResolved: path !== rawPath && rawPath.startsWith('/'),
+    candidates,
+    match,
+    reason: reasonOf(path, decodedPath, longest, match, mounts),
+  };
+}
+
+function reasonOf(
+  path: string,
+  decodedPath: string,
+  longest: { mount: MountConfig; prefix: string } | undefined,
+  match: RouteExplanation['match'],
+  mounts: readonly MountConfig[],
+): string {
+  if (!path.startsWith('/')) {
+    return `${JSON.stringify(path)} is not a path (origin or absolute form): no mount takes it`;
+  }
+  if (match !== undefined) {
+    if (match.mount.path === '/' || longest?.prefix === '') {
+      return 'no longer mount prefix matches on a segment boundary: the / catch-all takes it';
+    }
+    return `longest mount prefix on a segment boundary: ${match.mount.path}`;
+  }
+  if (longest !== undefined) {
+    return (
+      `the path selects ${longest.mount.path}, but a decoding front end sees ${JSON.stringify(decodedPath)}, ` +
+      'which selects another mount (or none): a request that means two things matches nothing (404)'
+    );
+  }
+  const catchAll = mounts.some((m) => normalizeMountPath(m.path) === '/');
+  return catchAll
+    ? 'no mount matches'
+    : 'no mount prefix matches on a segment boundary and there is no / catch-all mount: 404';
+}
