@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { check } from './commands/check.ts';
 import { emperor } from './commands/emperor.ts';
+import { nginx } from './commands/nginx.ts';
 import { DEFAULT_RELOAD_TIMEOUT_MS, reload } from './commands/reload.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS, request } from './commands/request.ts';
 import { route } from './commands/route.ts';
@@ -179,6 +180,16 @@ async function run(
         io,
       );
     }
+    case 'nginx':
+      return nginx(
+        positionals[0] ?? '',
+        {
+          listen: stringOption(values, 'listen') ?? '80',
+          serverName: stringOption(values, 'server-name') ?? '_',
+          params: stringOption(values, 'uwsgi-params') ?? 'uwsgi_params',
+        },
+        io,
+      );
     case 'schema':
       return schema(io);
     case 'help': {

@@ -23,6 +23,7 @@ export type CommandName =
   | 'reload'
   | 'check'
   | 'route'
+  | 'nginx'
   | 'request'
   | 'schema'
   | 'help';
@@ -244,6 +245,39 @@ export const COMMANDS: readonly CommandSpec[] = [
         name: 'json',
         type: 'boolean',
         description: 'Print the explanation as one JSON document.',
+      },
+    ],
+  },
+  {
+    name: 'nginx',
+    aliases: [],
+    synopsis: 'CONFIG',
+    minArgs: 1,
+    maxArgs: 1,
+    summary: 'Print an nginx upstream and server block for a config.',
+    details: [
+      "One location per mount (= /api and /api/, the router's segment-boundary rule; a \"/\" mount is location /, and without one nginx answers 404 as the container would), each with include uwsgi_params and uwsgi_pass to the config's first uwsgi listener. client_max_body_size is limits.maxBodySize; client_header_timeout and client_body_timeout are limits.headerTimeoutMs and bodyTimeoutMs; uwsgi_read_timeout is limits.requestTimeoutMs (or harakiriMs) + 5 s, so the container's own 504 reaches the client.",
+      'Exit codes: 0 printed, 1 when the config is invalid or has no uwsgi listener nginx can reach (an inherited fd, port 0), 2 for usage errors.',
+    ],
+    options: [
+      {
+        name: 'listen',
+        type: 'string',
+        value: 'ADDR',
+        description: 'nginx listen argument (default 80).',
+      },
+      {
+        name: 'server-name',
+        type: 'string',
+        value: 'NAME',
+        description: 'nginx server_name (default _).',
+      },
+      {
+        name: 'uwsgi-params',
+        type: 'string',
+        value: 'PATH',
+        description:
+          'Path of the uwsgi_params file to include (default uwsgi_params, beside nginx.conf).',
       },
     ],
   },

@@ -353,6 +353,36 @@ describe('route', () => {
   });
 });
 
+describe('nginx', () => {
+  it('refuses a config nginx could not reach, and words that would break the block', async () => {
+    const mounts = 'mounts:\n  - { path: /, app: ./a.mjs }\n';
+    await writeFile(
+      join(dir, 'http.yaml'),
+      `listeners:\n  - { protocol: http, address: 127.0.0.1:8080 }\n${mounts}`,
+    );
+    await writeFile(
+      join(dir, 'zero.yaml'),
+      `listeners:\n  - { protocol: uwsgi, address: 127.0.0.1:0 }\n${mounts}`,
+    );
+    await writeFile(
+      join(dir, 'any.yaml'),
+      `listeners:\n  - { protocol: uwsgi, address: 0.0.0.0:3031 }\n${mounts}`,
+    );
+    const http = fakeIo(dir);
+    expect(await main(['nginx', 'http.yaml'], http)).toBe(1);
+    expect(http.err()).toContain('has no uwsgi listener for uwsgi_pass');
+    const zero = fakeIo(dir);
+    expect(await main(['nginx', 'zero.yaml'], zero)).toBe(1);
+    expect(zero.err()).toContain('port 0 is chosen at bind time');
+    const any = fakeIo(dir);
+    expect(await main(['nginx', 'any.yaml', '--server-name', 'example.test'], any)).toBe(0);
+    expect(any.out()).toContain('    server 127.0.0.1:3031;\n');
+    expect(any.out()).toContain('    server_name example.test;\n');
+    expect(any.out()).toContain('    location / {\n        include uwsgi_params;\n');
+    expect(await main(['nginx', 'any.yaml', '--listen', '80; evil'], fakeIo(dir))).toBe(2);
+  });
+});
+
 describe('schema', () => {
   it('prints the JSON Schema', async () => {
     const io = fakeIo(dir);

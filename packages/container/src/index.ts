@@ -63,3 +63,5 @@ export {
   startSupervisor,
 } from './supervisor/index.ts';
 export type { MasterOptions } from './supervisor/master.ts';
+export { formatListenTarget, parseListenAddress } from './transport/address.ts';
+export type { ListenTarget } from './transport/types.ts';
