@@ -79,9 +79,19 @@ function upstreamServer(target: ListenTarget): string | { error: string } {
   }
 }
 
-/** A location argument, quoted when nginx would otherwise split or misread it. */
+/**
+ * A location argument. nginx matches locations against the decoded URI, so a mount written
+ * with escapes (`/a%20b`) is written decoded (`"/a b"`); quoted when nginx would otherwise split
+ * or misread it.
+ */
 function nginxPath(path: string): string {
-  return /^[A-Za-z0-9/._~%!$&'()*+,=:@-]+$/.test(path) ? path : JSON.stringify(path);
+  let decoded = path;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    // Not UTF-8 once decoded: nginx compares bytes; keep the escapes as written.
+  }
+  return /^[A-Za-z0-9/._~!$&'()*+,=:@-]+$/.test(decoded) ? decoded : JSON.stringify(decoded);
 }
 
 const seconds = (ms: number) => `${Math.ceil(ms / 1000)}s`;
