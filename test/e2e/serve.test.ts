@@ -205,6 +205,11 @@ describe(`uwsgi-ts CLI (transport ${TRANSPORT ?? 'default'})`, () => {
         `uwsgi-ts: UWSGI_ERR_WORKER_BOOT: UWSGI_ERR_APP_LOAD: cannot load app ${file}: SyntaxError at ${file}:2:11: missing ) after argument list`,
       );
     }
+    // A SyntaxError the app throws while it runs is not a parse error: its own message.
+    await writeFile(join(dir, 'runtime.mjs'), "JSON.parse('{');\nexport default () => {};\n");
+    const runtime = await failure('runtime.mjs');
+    expect(runtime).toContain(`cannot load app ${join(dir, 'runtime.mjs')}: `);
+    expect(runtime).not.toContain('SyntaxError in the app');
     expect(await failure('imports.mjs')).toBe(
       `uwsgi-ts: UWSGI_ERR_WORKER_BOOT: UWSGI_ERR_APP_LOAD: cannot load app ${join(dir, 'imports.mjs')}: SyntaxError in the app or a module it imports: Unexpected token ';'`,
     );

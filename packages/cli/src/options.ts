@@ -256,7 +256,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     maxArgs: 1,
     summary: 'Print an nginx upstream and server block for a config.',
     details: [
-      "One location per mount (= /api and /api/, the router's segment-boundary rule; a \"/\" mount is location /, and without one nginx answers 404 as the container would), each with include uwsgi_params and uwsgi_pass to the config's first uwsgi listener. client_max_body_size is limits.maxBodySize; client_header_timeout and client_body_timeout are limits.headerTimeoutMs and bodyTimeoutMs; uwsgi_read_timeout is limits.requestTimeoutMs (or harakiriMs) + 5 s, so the container's own 504 reaches the client.",
+      "One location per mount (= /api and /api/, the router's segment-boundary rule; a \"/\" mount is location /, and without one nginx answers 404 as the container would), each with include uwsgi_params and uwsgi_pass to the config's first uwsgi listener. client_max_body_size is limits.maxBodySize; client_header_timeout and client_body_timeout are limits.headerTimeoutMs and bodyTimeoutMs; uwsgi_read_timeout is limits.requestTimeoutMs + 5 s, so the container's own 504 reaches the client (it is also the longest pause between two reads of a response: raise it for slow streams). The health path gets an exact location.",
       'Exit codes: 0 printed, 1 when the config is invalid or has no uwsgi listener nginx can reach (an inherited fd, port 0), 2 for usage errors.',
     ],
     options: [

@@ -336,6 +336,16 @@ describe('route', () => {
       'answered by the container\'s health check (health: /healthz): 200 "ok", no app',
     );
     expect(health.out()).toContain('for other methods or a request with a body');
+    // The container compares the method exactly, as sent.
+    const lower = fakeIo(dir);
+    expect(await main(['route', 'conf.yaml', 'get', '/healthz'], lower)).toBe(0);
+    expect(lower.out()).not.toContain('health check');
+    const star = fakeIo(dir);
+    expect(await main(['route', 'conf.yaml', '*', '--json'], star)).toBe(1);
+    expect(JSON.parse(star.out()).candidates.map((c: { relation: string }) => c.relation)).toEqual([
+      'no',
+      'no',
+    ]);
 
     await writeFile(
       join(dir, 'api-only.yaml'),
@@ -380,6 +390,20 @@ describe('nginx', () => {
     expect(any.out()).toContain('    server_name example.test;\n');
     expect(any.out()).toContain('    location / {\n        include uwsgi_params;\n');
     expect(await main(['nginx', 'any.yaml', '--listen', '80; evil'], fakeIo(dir))).toBe(2);
+    // Limits that nginx spells differently; a socket path nginx would split; the health path.
+    await writeFile(
+      join(dir, 'odd.yaml'),
+      `listeners:\n  - { protocol: uwsgi, address: "my sock;x.sock" }\nmounts:\n  - { path: /api, app: ./a.mjs }\nhealth: /healthz\nlimits:\n  maxBodySize: 0\n  requestTimeoutMs: 0\n  harakiriMs: 1000\n`,
+    );
+    const odd = fakeIo(dir);
+    expect(await main(['nginx', 'odd.yaml'], odd)).toBe(0);
+    expect(odd.out()).toContain(
+      `    server ${JSON.stringify(`unix:${join(dir, 'my sock;x.sock')}`)};\n`,
+    );
+    expect(odd.out()).toContain('    client_max_body_size 1;\n');
+    expect(odd.out()).toContain('    uwsgi_read_timeout 3600s;\n');
+    expect(odd.out()).toContain('    location = /healthz {\n');
+    expect(odd.out()).toContain('    location / {\n        return 404;\n');
   });
 });
 
@@ -523,6 +547,13 @@ describe('request', () => {
     expect(io400.err()).toBe(
       'uwsgi-ts request: the server answered 400 Bad Request (an HTTP server answers a uwsgi packet with 400: is this a uwsgi listener?)\n',
     );
+    // An app's own 400 has headers of its own: no hint.
+    const app400 = await uwsgiServer((_seen, socket) =>
+      socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n\r\n{}'),
+    );
+    const ioApp = fakeIo(dir);
+    expect(await main(['request', app400.path, '/'], ioApp)).toBe(1);
+    expect(ioApp.err()).toBe('uwsgi-ts request: the server answered 400 Bad Request\n');
   });
 
   it('accepts the CGI Status: form and skips interim 1xx heads', async () => {

@@ -1,4 +1,5 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: these tests are about ${VASSAL} in config text.
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -234,6 +235,11 @@ describe('scanner', () => {
     expect(await readBounded(join(dir, 'edge.yaml'), 10)).toEqual({ text: undefined });
     await writeFile(join(dir, 'empty.yaml'), '');
     expect(await readBounded(join(dir, 'empty.yaml'), 10)).toEqual({ text: '' });
+    // A FIFO is refused, not opened (open would wait for a writer forever).
+    execFileSync('mkfifo', [join(dir, 'fifo.yaml')]);
+    await expect(readBounded(join(dir, 'fifo.yaml'), 10)).rejects.toMatchObject({
+      code: 'ENOTREG',
+    });
   });
 
   it('the first watched directory wins a duplicate name; an unreadable directory refuses to start', async () => {

@@ -66,11 +66,13 @@ export async function nginx(file: string, options: NginxCliOptions, io: CliIo): 
 function upstreamServer(target: ListenTarget): string | { error: string } {
   switch (target.kind) {
     case 'unix':
-      return `unix:${target.path}`;
+      return nginxWord(`unix:${target.path}`);
     case 'fd':
       return { error: 'an inherited fd has no address nginx could connect to' };
     case 'tcp': {
       if (target.port === 0) return { error: 'port 0 is chosen at bind time: give a fixed port' };
+      if (target.host.includes('%'))
+        return { error: 'nginx cannot connect to a zoned IPv6 address' };
       // A wildcard bind is reached on loopback.
       const host =
         target.host === '0.0.0.0' ? '127.0.0.1' : target.host === '::' ? '::1' : target.host;
@@ -91,7 +93,12 @@ function nginxPath(path: string): string {
   } catch {
     // Not UTF-8 once decoded: nginx compares bytes; keep the escapes as written.
   }
-  return /^[A-Za-z0-9/._~!$&'()*+,=:@-]+$/.test(decoded) ? decoded : JSON.stringify(decoded);
+  return nginxWord(decoded);
+}
+
+/** One nginx parameter: as is when nothing in it is special to nginx's parser, else quoted. */
+function nginxWord(text: string): string {
+  return /^[A-Za-z0-9/._~!$&'()*+,=:@-]+$/.test(text) ? text : JSON.stringify(text);
 }
 
 const seconds = (ms: number) => `${Math.ceil(ms / 1000)}s`;
@@ -106,10 +113,9 @@ export function renderNginx(
     .replace(/\.ya?ml$/, '')
     .replace(/[^A-Za-z0-9_]/g, '_')}`;
   const limits = config.limits;
-  // nginx waits longer than the container's own deadlines, so the container's 504 (request
-  // timeout, harakiri) reaches the client instead of nginx's.
-  const answerMs = Math.max(limits.requestTimeoutMs, limits.harakiriMs);
-  const read = answerMs === 0 ? '3600s' : seconds(answerMs + 5000);
+  // nginx waits longer than the container's deadline for response headers, so the container's
+  // 504 reaches the client instead of nginx's. (harakiriMs bounds a blocked loop, not a wait.)
+  const read = limits.requestTimeoutMs === 0 ? '3600s' : seconds(limits.requestTimeoutMs + 5000);
   const pass = [`include ${options.params};`, `uwsgi_pass ${name};`];
   const block = (args: string, lines: readonly string[]) => [
     `    location ${args} {`,
@@ -129,6 +135,12 @@ export function renderNginx(
       locations.push(...block(nginxPath(`${prefix}/`), pass));
     }
   }
+  if (config.health !== undefined) {
+    locations.push(
+      '    # health: answered by the container itself (GET/HEAD), whatever the mounts.',
+    );
+    locations.push(...block(`= ${nginxPath(config.health)}`, pass));
+  }
   if (!config.mounts.some((m) => m.path === '/')) {
     locations.push('    # No "/" mount: the container would answer 404; so does nginx.');
     locations.push(...block('/', ['return 404;']));
@@ -145,12 +157,14 @@ export function renderNginx(
     `    listen ${options.listen};`,
     `    server_name ${options.serverName};`,
     '',
-    '    # limits.maxBodySize: nginx answers 413 before it reads a larger body.',
-    `    client_max_body_size ${limits.maxBodySize};`,
+    '    # limits.maxBodySize: nginx answers 413 before it reads a larger body (0 is "no limit"',
+    '    # to nginx, so a container that takes no body gets 1: the container refuses that byte).',
+    `    client_max_body_size ${limits.maxBodySize === 0 ? 1 : limits.maxBodySize};`,
     '    # limits.headerTimeoutMs and limits.bodyTimeoutMs, at the edge too.',
     `    client_header_timeout ${seconds(limits.headerTimeoutMs)};`,
     `    client_body_timeout ${seconds(limits.bodyTimeoutMs)};`,
-    `    # limits.requestTimeoutMs / harakiriMs + 5 s: the container's own 504 gets through.`,
+    "    # limits.requestTimeoutMs + 5 s: the container's own 504 gets through. It is also the",
+    '    # longest pause nginx allows between two reads of a response: raise it for slow streams.',
     `    uwsgi_read_timeout ${read};`,
     `    uwsgi_send_timeout ${seconds(limits.bodyTimeoutMs)};`,
     '',

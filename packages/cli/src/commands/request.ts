@@ -132,8 +132,11 @@ export async function request(options: RequestOptions, io: CliIo): Promise<numbe
     if (head.statusCode >= 200 && head.statusCode < 400) return 0;
     // Exit 1 says "not 2xx/3xx"; stderr says which, and what a 400 usually means here.
     const line = `${head.statusCode}${head.statusMessage === '' ? '' : ` ${head.statusMessage}`}`;
+    // An HTTP server's refusal of a packet it cannot parse is a bare 400 (Connection: close,
+    // nothing else); an app's own 400 carries headers of its own.
+    const bare = head.headers.every(([name]) => name.toLowerCase() === 'connection');
     const hint =
-      head.statusCode === 400
+      head.statusCode === 400 && bare
         ? ' (an HTTP server answers a uwsgi packet with 400: is this a uwsgi listener?)'
         : '';
     await write(io.stderr, `uwsgi-ts request: the server answered ${line}${hint}\n`);

@@ -37,16 +37,17 @@ export async function route(
     await write(io.stderr, issues.map((issue) => `${formatIssue(issue)}\n`).join(''));
     return 1;
   }
-  const upper = method.toUpperCase();
   const q = url.indexOf('?');
+  // As protocol/health.ts decides: exactly GET or HEAD, the path as sent, uwsgi listeners only.
   const health =
     config.health !== undefined &&
-    (upper === 'GET' || upper === 'HEAD') &&
+    config.listeners.some((l) => l.protocol === 'uwsgi') &&
+    (method === 'GET' || method === 'HEAD') &&
     (q === -1 ? url : url.slice(0, q)) === config.health;
   const explained = explainRoute(config.mounts, url);
   if (options.json) {
     const doc = {
-      method: upper,
+      method,
       ...explained,
       health,
       candidates: explained.candidates.map((c) => ({
@@ -68,7 +69,7 @@ export async function route(
     };
     await write(io.stdout, `${JSON.stringify(doc, null, 2)}\n`);
   } else {
-    await write(io.stdout, render(upper, explained, health, config.health));
+    await write(io.stdout, render(method, explained, health, config.health));
   }
   return health || explained.match !== undefined ? 0 : 1;
 }
@@ -82,7 +83,10 @@ function render(
   const lines = [`${method} ${e.target}`];
   const row = (name: string, value: string) => lines.push(`  ${name.padEnd(12)}${value}`);
   if (health) {
-    row('answered by', `the container's health check (health: ${healthPath}): 200 "ok", no app`);
+    row(
+      'answered by',
+      `the container's health check (health: ${healthPath}): 200 "ok", no app (uwsgi listeners)`,
+    );
   }
   row('path', e.dotSegmentsResolved ? `${e.path} (dot segments resolved)` : e.path);
   if (e.decodedPath !== e.path) row('decoded', `${e.decodedPath} (what a decoding front end sees)`);
@@ -100,7 +104,9 @@ function render(
     row('req.baseUrl', m.baseUrl === '' ? '""' : m.baseUrl);
     row('originalUrl', m.originalUrl);
     // As `new Request()` will have it: dot segments resolved by the URL parser.
-    const fetchUrl = new URL(m.mount.fetchUrl === 'relative' ? m.url : m.originalUrl, 'http://h');
+    // Built as the adapter builds it (scheme://host + path): a `//x` path is a path, not a host.
+    const fetchPath = m.mount.fetchUrl === 'relative' ? m.url : m.originalUrl;
+    const fetchUrl = new URL(fetchPath.startsWith('/') ? `http://h${fetchPath}` : fetchPath);
     row(
       'fetch app',
       `request.url http://HOST${fetchUrl.pathname}${fetchUrl.search} (fetchUrl: ${m.mount.fetchUrl})`,

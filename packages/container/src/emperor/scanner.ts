@@ -306,6 +306,10 @@ export async function readBounded(
   file: string,
   max: number,
 ): Promise<{ text: string | undefined }> {
+  // Regular files only: opening a FIFO would wait for a writer forever.
+  if (!(await stat(file)).isFile()) {
+    throw Object.assign(new Error(`${file} is not a regular file`), { code: 'ENOTREG' });
+  }
   const handle = await open(file, 'r');
   try {
     // Sized by the file (plus one byte, to see it grew), so a rescan allocates what it reads.

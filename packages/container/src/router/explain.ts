@@ -53,13 +53,17 @@ export function explainRoute(mounts: readonly MountConfig[], target: string): Ro
   const matched = router.match(target);
   const path = normalizeRequestPath(target);
   const q = target.indexOf('?');
-  const rawPath = q === -1 ? target : target.slice(0, q);
+  let rawPath = q === -1 ? target : target.slice(0, q);
+  const absolute = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(rawPath);
+  if (absolute !== null) rawPath = rawPath.slice(absolute[0].length) || '/';
   const compared = path.replace(/%[0-9a-f]{2}/gi, (e) => e.toUpperCase());
   const prefixes = mounts.map((mount, index) => {
     const canonical = normalizeMountPath(mount.path);
     return { index, mount, prefix: canonical === '/' ? '' : canonical };
   });
+  const isPath = compared.startsWith('/');
   const onBoundary = (prefix: string) =>
+    isPath &&
     compared.startsWith(prefix) &&
     (compared.length === prefix.length || compared[prefix.length] === '/');
   const longest = prefixes
@@ -71,11 +75,11 @@ export function explainRoute(mounts: readonly MountConfig[], target: string): Ro
       ? p === longest
         ? 'longest'
         : 'shorter'
-      : compared.startsWith(p.prefix)
+      : isPath && compared.startsWith(p.prefix)
         ? 'not-on-boundary'
         : 'no') as CandidateRelation,
   }));
-  const decodedPath = path.startsWith('/') ? decodedView(path) : path;
+  const decodedPath = path.startsWith('/') ? asUtf8(decodedView(path)) : path;
   const match =
     matched === undefined
       ? undefined
@@ -89,7 +93,7 @@ export function explainRoute(mounts: readonly MountConfig[], target: string): Ro
     target,
     path,
     decodedPath,
-    dotSegmentsResolved: path !== rawPath && rawPath.startsWith('/'),
+    dotSegmentsResolved: path !== rawPath && isPath,
     candidates,
     match,
     reason: reasonOf(path, decodedPath, longest, match, mounts),
@@ -122,4 +126,13 @@ function reasonOf(
   return catchAll
     ? 'no mount matches'
     : 'no mount prefix matches on a segment boundary and there is no / catch-all mount: 404';
+}
+
+/** The decoded view holds one char per byte; shown as UTF-8 text when it is valid UTF-8. */
+function asUtf8(bytes: string): string {
+  if (!/[\x80-\xff]/.test(bytes)) return bytes;
+  const text = new TextDecoder('utf-8', { fatal: false }).decode(
+    Uint8Array.from(bytes, (c) => c.charCodeAt(0)),
+  );
+  return text.includes('\ufffd') ? bytes : text;
 }

@@ -352,15 +352,18 @@ function isPipe(out: NodeJS.WritableStream): boolean {
 }
 
 /**
- * pino's error serializer, except for the message of an error that already says what its
- * cause was (every ContainerError: "cannot load app x.mjs: missing ) ..."): pino would append
- * the cause's message again. The causes' stacks stay in `stack`.
+ * pino's error serializer, except for the message of a ContainerError that already says what
+ * its cause was ("cannot load app x.mjs: ... missing ) ..."): pino would append the cause's
+ * message again. Any other keeps pino's message with its causes; the stacks stay in `stack`.
  */
 function serializeError(err: unknown): unknown {
   const out = pino.stdSerializers.err(err as Error);
+  const cause = err instanceof Error ? err.cause : undefined;
   if (
     err instanceof Error &&
     err.name === 'ContainerError' &&
+    cause instanceof Error &&
+    err.message.includes(cause.message) &&
     out !== null &&
     typeof out === 'object'
   ) {
