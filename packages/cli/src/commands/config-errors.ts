@@ -1,4 +1,10 @@
-import type { ConfigIssue } from '@uwsgi-ts/container';
+import {
+  type ConfigIssue,
+  type ContainerConfig,
+  formatIssue,
+  readConfig,
+} from '@uwsgi-ts/container';
+import { type CliIo, write } from '../io.ts';
 
 /** The issues of a `UWSGI_ERR_CONFIG_INVALID` error (matched by code, per STYLE.md), else undefined. */
 export function configIssues(err: unknown): readonly ConfigIssue[] | undefined {
@@ -24,4 +30,22 @@ export function describeError(err: unknown): string {
     cause = cause.cause;
   }
   return text;
+}
+
+/**
+ * Reads a config for a command that only inspects it (route, nginx): its issues go to stderr
+ * one per line, as `check` prints them, and the result is undefined (the command exits 1).
+ */
+export async function readConfigOrReport(
+  file: string,
+  io: CliIo,
+): Promise<ContainerConfig | undefined> {
+  try {
+    return await readConfig(file, { env: io.env, cwd: io.cwd });
+  } catch (err) {
+    const issues = configIssues(err);
+    if (issues === undefined) throw err;
+    await write(io.stderr, issues.map((issue) => `${formatIssue(issue)}\n`).join(''));
+    return undefined;
+  }
 }

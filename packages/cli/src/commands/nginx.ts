@@ -6,16 +6,10 @@
  * and timeouts taken from the config's limits so nginx and the container agree on them.
  */
 import { basename } from 'node:path';
-import {
-  type ContainerConfig,
-  formatIssue,
-  type ListenTarget,
-  parseListenAddress,
-  readConfig,
-} from '@uwsgi-ts/container';
+import { type ContainerConfig, type ListenTarget, parseListenAddress } from '@uwsgi-ts/container';
 import { usageError } from '../errors.ts';
 import { type CliIo, write } from '../io.ts';
-import { configIssues } from './config-errors.ts';
+import { readConfigOrReport } from './config-errors.ts';
 
 export interface NginxCliOptions {
   /** nginx `listen` argument. Default `80`. */
@@ -36,15 +30,8 @@ export async function nginx(file: string, options: NginxCliOptions, io: CliIo): 
       throw usageError(`${name} must be one nginx word (no spaces, quotes, ; { or })`, 'nginx');
     }
   }
-  let config: ContainerConfig;
-  try {
-    config = await readConfig(file, { env: io.env, cwd: io.cwd });
-  } catch (err) {
-    const issues = configIssues(err);
-    if (issues === undefined) throw err;
-    await write(io.stderr, issues.map((issue) => `${formatIssue(issue)}\n`).join(''));
-    return 1;
-  }
+  const config = await readConfigOrReport(file, io);
+  if (config === undefined) return 1;
   const listener = config.listeners.find((l) => l.protocol === 'uwsgi');
   if (listener === undefined) {
     await write(

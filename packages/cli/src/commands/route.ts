@@ -2,10 +2,10 @@
  * `uwsgi-ts route CONFIG [METHOD] URL`: which mount answers URL and what its app sees, from the
  * router itself (`explainRoute`), without listening or loading an app.
  */
-import { explainRoute, formatIssue, type RouteExplanation, readConfig } from '@uwsgi-ts/container';
+import { explainRoute, type RouteExplanation } from '@uwsgi-ts/container';
 import { usageError } from '../errors.ts';
 import { type CliIo, write } from '../io.ts';
-import { configIssues } from './config-errors.ts';
+import { readConfigOrReport } from './config-errors.ts';
 
 const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 
@@ -28,15 +28,8 @@ export async function route(
   if (url === '' || /[\s\x00-\x1f\x7f]/.test(url)) {
     throw usageError('URL must be a request target without spaces or control characters', 'route');
   }
-  let config: Awaited<ReturnType<typeof readConfig>>;
-  try {
-    config = await readConfig(file, { env: io.env, cwd: io.cwd });
-  } catch (err) {
-    const issues = configIssues(err);
-    if (issues === undefined) throw err;
-    await write(io.stderr, issues.map((issue) => `${formatIssue(issue)}\n`).join(''));
-    return 1;
-  }
+  const config = await readConfigOrReport(file, io);
+  if (config === undefined) return 1;
   const q = url.indexOf('?');
   // As protocol/health.ts decides: exactly GET or HEAD, the path as sent, uwsgi listeners only.
   const health =
