@@ -5,11 +5,14 @@
  */
 import type { MountConfig } from '../config/types.ts';
 import {
+  absoluteFormPath,
   createRouter,
   decodedView,
+  isSegmentPrefix,
   normalizeMountPath,
   normalizeRequestPath,
   type RouteMatch,
+  upperCaseEscapes,
 } from './mounts.ts';
 
 export type CandidateRelation =
@@ -53,19 +56,16 @@ export function explainRoute(mounts: readonly MountConfig[], target: string): Ro
   const matched = router.match(target);
   const path = normalizeRequestPath(target);
   const q = target.indexOf('?');
-  let rawPath = q === -1 ? target : target.slice(0, q);
-  const absolute = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(rawPath);
-  if (absolute !== null) rawPath = rawPath.slice(absolute[0].length) || '/';
-  const compared = path.replace(/%[0-9a-f]{2}/gi, (e) => e.toUpperCase());
+  const part = q === -1 ? target : target.slice(0, q);
+  // The path before dot segments were resolved (absolute form reduced as the router does).
+  const rawPath = part.startsWith('/') ? part : absoluteFormPath(part);
+  const compared = upperCaseEscapes(path);
   const prefixes = mounts.map((mount, index) => {
     const canonical = normalizeMountPath(mount.path);
     return { index, mount, prefix: canonical === '/' ? '' : canonical };
   });
   const isPath = compared.startsWith('/');
-  const onBoundary = (prefix: string) =>
-    isPath &&
-    compared.startsWith(prefix) &&
-    (compared.length === prefix.length || compared[prefix.length] === '/');
+  const onBoundary = (prefix: string) => isPath && isSegmentPrefix(prefix, compared);
   const longest = prefixes
     .filter((p) => onBoundary(p.prefix))
     .sort((a, b) => b.prefix.length - a.prefix.length)[0];
@@ -96,7 +96,7 @@ export function explainRoute(mounts: readonly MountConfig[], target: string): Ro
     dotSegmentsResolved: path !== rawPath && isPath,
     candidates,
     match,
-    reason: reasonOf(path, decodedPath, longest, match, mounts),
+    reason: reasonOf(path, decodedPath, longest, match),
   };
 }
 
@@ -105,7 +105,6 @@ function reasonOf(
   decodedPath: string,
   longest: { mount: MountConfig; prefix: string } | undefined,
   match: RouteExplanation['match'],
-  mounts: readonly MountConfig[],
 ): string {
   if (!path.startsWith('/')) {
     return `${JSON.stringify(path)} is not a path (origin or absolute form): no mount takes it`;
@@ -122,10 +121,8 @@ function reasonOf(
       'which selects another mount (or none): a request that means two things matches nothing (404)'
     );
   }
-  const catchAll = mounts.some((m) => normalizeMountPath(m.path) === '/');
-  return catchAll
-    ? 'no mount matches'
-    : 'no mount prefix matches on a segment boundary and there is no / catch-all mount: 404';
+  // A `/` mount is a segment prefix of every path, so nothing matching means there is none.
+  return 'no mount prefix matches on a segment boundary and there is no / catch-all mount: 404';
 }
 
 /** The decoded view holds one char per byte; shown as UTF-8 text when it is valid UTF-8. */

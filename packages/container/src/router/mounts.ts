@@ -200,16 +200,20 @@ function scanPath(path: string): number {
 
 function longestPrefix(path: string, entries: readonly Entry[]): Entry | undefined {
   for (const entry of entries) {
-    const n = entry.key.length;
-    if (
-      path.length >= n &&
-      path.startsWith(entry.key) &&
-      (path.length === n || path.charCodeAt(n) === SLASH)
-    ) {
-      return entry;
-    }
+    if (isSegmentPrefix(entry.key, path)) return entry;
   }
   return undefined;
+}
+
+/**
+ * The matching rule: `key` (a canonical mount prefix, `''` for `/`) is a prefix of `path` that
+ * ends on a segment boundary (`/api` of `/api` and `/api/x`, never of `/apix`).
+ */
+export function isSegmentPrefix(key: string, path: string): boolean {
+  const n = key.length;
+  return (
+    path.length >= n && path.startsWith(key) && (path.length === n || path.charCodeAt(n) === SLASH)
+  );
 }
 
 function normalizePathPart(target: string): string {
@@ -222,7 +226,7 @@ function normalizePathPart(target: string): string {
  * RFC 9112 section 3.2.2: a server must accept the absolute form (`http://host/p`); route on its
  * path. Anything else that does not start with `/` (`*`) is returned unchanged.
  */
-function absoluteFormPath(target: string): string {
+export function absoluteFormPath(target: string): string {
   if (!ABSOLUTE_FORM.test(target)) return target;
   const slash = target.indexOf('/', target.indexOf('//') + 2);
   return slash === -1 ? '/' : target.slice(slash);
@@ -299,7 +303,7 @@ function decodeEscapes(path: string): string {
 }
 
 /** Upper-cases the hex digits of escapes; returns `path` itself when there is nothing to do. */
-function upperCaseEscapes(path: string): string {
+export function upperCaseEscapes(path: string): string {
   for (let i = path.indexOf('%'); i !== -1; i = path.indexOf('%', i + 1)) {
     const a = path.charCodeAt(i + 1);
     const b = path.charCodeAt(i + 2);
