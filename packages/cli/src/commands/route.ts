@@ -96,8 +96,8 @@ function render(
     row('req.url', m.url);
     row('req.baseUrl', m.baseUrl === '' ? '""' : m.baseUrl);
     row('originalUrl', m.originalUrl);
-    // As `new Request()` will have it: dot segments resolved by the URL parser.
-    // Built as the adapter builds it (scheme://host + path): a `//x` path is a path, not a host.
+    // Built as the adapter builds it (scheme://host + path, so `//x` is a path, not a host),
+    // then as `new Request()` has it: dot segments resolved by the URL parser.
     const fetchPath = m.mount.fetchUrl === 'relative' ? m.url : m.originalUrl;
     const fetchUrl = new URL(fetchPath.startsWith('/') ? `http://h${fetchPath}` : fetchPath);
     row(

@@ -444,12 +444,10 @@ function exportError(
  * only; nothing of the app runs). A syntax error in a module the app imports is said as such.
  */
 function loadFailure(file: string, cause: unknown): string {
+  if (!(cause instanceof SyntaxError)) return messageOf(cause);
   // A SyntaxError thrown while the app runs (JSON.parse at its top level) has a frame of user
   // code in its stack; one from parsing has Node's loader frames only.
-  const running = /^\s+at (?!node:)(?!.*\(node:).*$/m.test(
-    cause instanceof Error ? (cause.stack ?? '') : '',
-  );
-  if (!(cause instanceof SyntaxError) || running) return messageOf(cause);
+  if (/^\s+at (?!node:)(?!.*\(node:).*$/m.test(cause.stack ?? '')) return cause.message;
   const at = syntaxErrorPlace(cause.stack ?? '') ?? checkSyntax(file);
   return at === undefined
     ? `SyntaxError in the app or a module it imports: ${cause.message}`

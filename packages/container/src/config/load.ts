@@ -43,7 +43,6 @@ export type ReadConfigOptions = Omit<ParseConfigOptions, 'file'>;
 
 let compiled: ValidateFunction | undefined;
 
-/** The schema is compiled on first use, once per process (ajv compiles to JS; ~ms, not per file). */
 /**
  * Compiles the config schema now rather than at the first `parseConfig` (the emperor does, so
  * the first vassal file it validates is as quick as the next).
@@ -52,6 +51,7 @@ export function prepareConfigValidator(): void {
   validator();
 }
 
+/** The schema is compiled on first use, once per process (ajv compiles to JS; ~ms, not per file). */
 function validator(): ValidateFunction {
   if (compiled === undefined) {
     const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true });

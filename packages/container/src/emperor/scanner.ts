@@ -5,6 +5,7 @@
  * different text, never an mtime (`touch` is not a change; two edits in one second are two).
  */
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
@@ -306,14 +307,16 @@ export async function readBounded(
   file: string,
   max: number,
 ): Promise<{ text: string | undefined }> {
-  // Regular files only: opening a FIFO would wait for a writer forever.
-  if (!(await stat(file)).isFile()) {
-    throw Object.assign(new Error(`${file} is not a regular file`), { code: 'ENOTREG' });
-  }
-  const handle = await open(file, 'r');
+  // Non-blocking, so a FIFO does not wait for a writer; regular files only, checked on the
+  // opened file itself (nothing can swap it between the check and the read).
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
+    const info = await handle.stat();
+    if (!info.isFile()) {
+      throw Object.assign(new Error(`${file} is not a regular file`), { code: 'ENOTREG' });
+    }
     // Sized by the file (plus one byte, to see it grew), so a rescan allocates what it reads.
-    let buffer = Buffer.allocUnsafe(Math.min((await handle.stat()).size, max) + 1);
+    let buffer = Buffer.allocUnsafe(Math.min(info.size, max) + 1);
     let length = 0;
     for (;;) {
       if (length === buffer.length) {

@@ -171,7 +171,7 @@ export class Vassal {
       }
       config = parseConfig(found.text, {
         file: found.file,
-        env: { ...this.#ctx.env, ...this.vars() },
+        env: { ...this.#ctx.env, ...vassalVars(this.name) },
         ...(defaults === undefined
           ? {}
           : { defaults: { file: defaults.file, text: defaults.text } }),
@@ -203,9 +203,7 @@ export class Vassal {
     if (!first) this.#record('changed');
     if (this.#backoffTimer !== undefined && key !== this.#crashedKey) {
       // A fixed file: no reason to wait out the throttle.
-      clearTimeout(this.#backoffTimer);
-      this.#backoffTimer = undefined;
-      this.#backoffUntil = undefined;
+      this.#cancelBackoff();
     }
     this.#reconcile();
   }
@@ -223,9 +221,7 @@ export class Vassal {
   /** Operator `stop NAME` (and the emperor stopping): down until `start()` or a new text. */
   stop(timeoutMs = this.#ctx.mercyMs): Promise<void> {
     this.#held = true;
-    clearTimeout(this.#backoffTimer);
-    this.#backoffTimer = undefined;
-    this.#backoffUntil = undefined;
+    this.#cancelBackoff();
     this.#stopProcess(timeoutMs);
     return this.#proc?.exited.then(() => undefined) ?? Promise.resolve();
   }
@@ -233,9 +229,7 @@ export class Vassal {
   /** Operator `start NAME`: undoes `stop()`; a backing-off vassal spawns now. */
   start(): void {
     this.#held = false;
-    clearTimeout(this.#backoffTimer);
-    this.#backoffTimer = undefined;
-    this.#backoffUntil = undefined;
+    this.#cancelBackoff();
     this.#reconcile();
   }
 
@@ -303,8 +297,11 @@ export class Vassal {
     };
   }
 
-  vars(): Record<string, string> {
-    return vassalVars(this.name);
+  /** Ends a throttle: no timer, no `throttledUntil`. */
+  #cancelBackoff(): void {
+    clearTimeout(this.#backoffTimer);
+    this.#backoffTimer = undefined;
+    this.#backoffUntil = undefined;
   }
 
   #record(event: string, detail?: string): void {
@@ -322,8 +319,7 @@ export class Vassal {
     if (this.#removed || this.#held) {
       if (proc !== undefined) this.#stopProcess(this.#ctx.mercyMs);
       else if (this.#removed) this.#ctx.onGone(this);
-      clearTimeout(this.#backoffTimer);
-      this.#backoffTimer = undefined;
+      this.#cancelBackoff();
       return;
     }
     const desired = this.#desired;
@@ -557,8 +553,7 @@ export class Vassal {
         'vassal throttled',
       );
       this.#backoffTimer = setTimeout(() => {
-        this.#backoffTimer = undefined;
-        this.#backoffUntil = undefined;
+        this.#cancelBackoff();
         this.#reconcile();
       }, delay);
     }

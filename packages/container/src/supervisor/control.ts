@@ -155,10 +155,6 @@ export function sendControl(
   });
 }
 
-/**
- * The PID in `pidfile`, if that process is alive.
- * @throws ContainerError `UWSGI_ERR_CONTROL` otherwise.
- */
 /** Removes the pidfile if it still names this process (a successor's is left alone). */
 export function removePidfile(pidfile: string | undefined): void {
   if (pidfile === undefined) return;
@@ -169,6 +165,10 @@ export function removePidfile(pidfile: string | undefined): void {
   }
 }
 
+/**
+ * The PID in `pidfile`, if that process is alive.
+ * @throws ContainerError `UWSGI_ERR_CONTROL` otherwise.
+ */
 export function readPidfile(pidfile: string): number {
   let text: string;
   try {
