@@ -76,6 +76,7 @@ describe('valid configs', () => {
       workers: 1,
       readyTimeoutMs: 30000,
       reloadMercyMs: 30000,
+      restartHistory: 10,
       env: {},
     });
   });

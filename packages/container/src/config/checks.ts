@@ -5,6 +5,7 @@
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { classifyStatsAddress } from '../stats/address.ts';
 import { classifyListenAddress } from '../transport/address.ts';
 import type { ConfigIssue } from './issues.ts';
 import type { ContainerConfig } from './types.ts';
@@ -146,4 +147,14 @@ export function checkAppFiles(session: IssueSink, config: RawConfig, base: strin
     }
     if (reason !== undefined) session.at(`/mounts/${index}/app`, `app file ${file} ${reason}`);
   });
+}
+
+/** `stats` and `metrics` are addresses the stats server can bind (transport/address.ts forms). */
+export function checkStatsAddresses(session: IssueSink, config: RawConfig, base: string): void {
+  for (const key of ['stats', 'metrics'] as const) {
+    const address = config[key];
+    if (address === undefined) continue;
+    const parsed = classifyStatsAddress(address, base, key === 'metrics');
+    if ('invalid' in parsed) session.at(`/${key}`, `is not a valid address: ${parsed.invalid}`);
+  }
 }

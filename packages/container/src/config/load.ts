@@ -11,8 +11,15 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { ContainerError } from '../shared/errors.ts';
+import { classifyStatsAddress, normaliseStatsAddress } from '../stats/address.ts';
 import { classifyListenAddress } from '../transport/address.ts';
-import { checkAppFiles, checkListeners, checkMounts, type RawConfig } from './checks.ts';
+import {
+  checkAppFiles,
+  checkListeners,
+  checkMounts,
+  checkStatsAddresses,
+  type RawConfig,
+} from './checks.ts';
 import { type ConfigIssue, formatIssue } from './issues.ts';
 import { configSchema } from './schema.ts';
 import { Session } from './session.ts';
@@ -120,6 +127,7 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Con
   const base = absFile === undefined ? cwd : dirname(absFile);
   checkListeners(session, raw, base, explicitModes);
   checkMounts(session, raw);
+  checkStatsAddresses(session, raw, base);
   if (options.checkApps === true) checkAppFiles(session, raw, base);
   session.failIfAny();
 
@@ -142,6 +150,9 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Con
     ...(raw.pidfile === undefined ? {} : { pidfile: resolve(base, raw.pidfile) }),
     ...(raw.control === undefined ? {} : { control: resolve(base, raw.control) }),
     ...(raw.touchReload === undefined ? {} : { touchReload: resolve(base, raw.touchReload) }),
+    ...(raw.stats === undefined ? {} : { stats: statsAddress(raw.stats, base) }),
+    ...(raw.metrics === undefined ? {} : { metrics: statsAddress(raw.metrics, base, true) }),
+    restartHistory: raw.restartHistory,
     env: raw.env,
   };
   return deepFreeze(config);
@@ -176,4 +187,11 @@ function deepFreeze<T>(value: T): T {
     for (const child of Object.values(value)) deepFreeze(child);
   }
   return value;
+}
+
+/** The checked `stats` / `metrics` address in its normal form. */
+function statsAddress(address: string, base: string, alwaysHttp = false): string {
+  const parsed = classifyStatsAddress(address, base, alwaysHttp);
+  if ('invalid' in parsed) throw new Error('unreachable: checked by checkStatsAddresses');
+  return normaliseStatsAddress(parsed);
 }

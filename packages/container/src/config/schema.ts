@@ -377,6 +377,29 @@ export const configSchema = {
       type: 'string',
       minLength: 1,
     },
+    stats: {
+      title: 'Stats server',
+      description:
+        "Address of the stats server: a socket path or host:port serves uWSGI's raw stats protocol (one JSON document per connection, then close: uwsgitop and uWSGI collectors read it unchanged); http://host:port serves the same document over HTTP (GET /). Unix paths are relative to the config file. Off when absent.",
+      type: 'string',
+      minLength: 1,
+    },
+    metrics: {
+      title: 'Prometheus endpoint',
+      description:
+        'Address (host:port, http://host:port or a socket path) serving GET /metrics in the Prometheus text format, aggregated by the master across workers. Off when absent.',
+      type: 'string',
+      minLength: 1,
+    },
+    restartHistory: {
+      title: 'Restart history',
+      description:
+        'Lifecycle events (spawned, ready, exited and why) kept per worker slot, shown by the stats server and uwsgi-ts top.',
+      type: 'integer',
+      minimum: 1,
+      maximum: 1000,
+      default: 10,
+    },
     touchReload: {
       title: 'Touch-reload file',
       description:

@@ -105,6 +105,15 @@ export interface ContainerConfig {
   readonly pidfile?: string;
   /** Absolute path of the master's control socket. Absent (default): none. */
   readonly control?: string;
+  /**
+   * Stats server address (`http://` prefix: over HTTP), unix paths absolute. Absent (default):
+   * off.
+   */
+  readonly stats?: string;
+  /** Prometheus endpoint address (HTTP), unix paths absolute. Absent (default): off. */
+  readonly metrics?: string;
+  /** Lifecycle events kept per worker slot; default 10. */
+  readonly restartHistory: number;
   /** Absolute path of a file whose mtime change triggers a graceful reload. Absent: off. */
   readonly touchReload?: string;
   /** Environment of the worker processes, over the inherited one. Default `{}`. */

@@ -216,7 +216,9 @@ class InFlight implements DeadlineEntry, InFlightView {
     shared.deadlines?.remove(this);
     shared.registry?.delete(this);
     const status = res.headersSent ? res.statusCode : 0;
-    shared.stats.requestFinished(this.mountIndex, status);
+    const bytes = Math.max(0, (this.socket?.bytesWritten ?? 0) - this.bytesBefore);
+    const durationUs = Math.round((performance.now() - this.started) * 1000);
+    shared.stats.requestFinished(this.mountIndex, status, this.req.method, durationUs, bytes);
     shared.onDone?.();
     const accessLog = shared.accessLog;
     if (accessLog === undefined) return;
@@ -224,8 +226,8 @@ class InFlight implements DeadlineEntry, InFlightView {
       method: this.req.method,
       url: this.originalUrl,
       status,
-      bytes: Math.max(0, (this.socket?.bytesWritten ?? 0) - this.bytesBefore),
-      durationUs: Math.round((performance.now() - this.started) * 1000),
+      bytes,
+      durationUs,
       mount: this.mountPath ?? null,
       remoteAddress: this.origin.remoteAddress ?? null,
       listener: this.origin.listener,
@@ -263,6 +265,7 @@ class InFlight implements DeadlineEntry, InFlightView {
 
   onAppError(err: unknown): void {
     const res = this.res;
+    this.shared.stats.exception(this.mountIndex);
     this.shared.log.error(
       { err, url: this.originalUrl, mount: this.mountPath, headersSent: res.headersSent },
       'app error',

@@ -11,6 +11,7 @@ import { formatIssue } from '../config/issues.ts';
 import { Session } from '../config/session.ts';
 import { ContainerError } from '../shared/errors.ts';
 import type { LogConfig } from '../shared/log.ts';
+import { classifyStatsAddress, normaliseStatsAddress } from '../stats/address.ts';
 
 export interface EmperorConfig {
   /** Directories or globs (wildcards in the last segment only), absolute. */
@@ -36,6 +37,12 @@ export interface EmperorConfig {
   /** Vassal processes kept booted and waiting for a config (emperor/spares.ts). Default 1. */
   readonly spareVassals: number;
   readonly log: LogConfig;
+  /** Stats server address (`http://` prefix: over HTTP), unix paths absolute. Off when absent. */
+  readonly stats?: string;
+  /** Prometheus endpoint address (HTTP). Off when absent. */
+  readonly metrics?: string;
+  /** Lifecycle events kept per vassal. Default 10. */
+  readonly restartHistory: number;
 }
 
 const ms = (deflt: number, minimum = 0) => ({ type: 'integer', minimum, default: deflt }) as const;
@@ -56,6 +63,9 @@ export const emperorSchema = {
     readyTimeoutMs: ms(60_000, 100),
     spareVassals: { type: 'integer', minimum: 0, maximum: 8, default: 1 },
     maxFileBytes: { type: 'integer', minimum: 1024, maximum: 67_108_864, default: 1_048_576 },
+    stats: { type: 'string', minLength: 1 },
+    metrics: { type: 'string', minLength: 1 },
+    restartHistory: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
     backoff: {
       type: 'object',
       additionalProperties: false,
@@ -152,6 +162,18 @@ export async function loadEmperorConfig(
   const control = at(args.control, cwd) ?? at(raw.control, base);
   const pidfile = at(raw.pidfile, base);
   const logFile = at(raw.log.file, base);
+  const operator: { stats?: string; metrics?: string } = {};
+  for (const key of ['stats', 'metrics'] as const) {
+    const value = raw[key];
+    if (value === undefined) continue;
+    const parsed = classifyStatsAddress(value, base, key === 'metrics');
+    if ('invalid' in parsed) {
+      session?.at(`/emperor/${key}`, `is not a valid address: ${parsed.invalid}`);
+    } else {
+      operator[key] = normaliseStatsAddress(parsed);
+    }
+  }
+  session?.failIfAny();
   if (watch.length === 0) {
     throw invalid(name, [
       issue(name, 'nothing to watch: give a directory or glob (or emperor.watch)'),
@@ -164,6 +186,7 @@ export async function loadEmperorConfig(
     ...(vassalDefaults === undefined ? {} : { vassalDefaults }),
     ...(control === undefined ? {} : { control }),
     ...(pidfile === undefined ? {} : { pidfile }),
+    ...operator,
   });
 }
 

@@ -5,11 +5,14 @@
  * caller (the CLI maps them onto `reloadAll()`, `stop()` and `reopenLogs()`). docs/emperor.md
  * has the process model.
  */
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prepareConfigValidator } from '../config/load.ts';
 import { createLogger, flushLogger, type Logger, reopenLogFiles } from '../shared/log.ts';
+import { emperorDocument } from '../stats/document.ts';
+import { emperorMetrics, METRICS_CONTENT_TYPE } from '../stats/metrics.ts';
+import { listenMetrics, listenStats, type OperatorEndpoint } from '../stats/server.ts';
 import { type ControlServer, listenControl, removePidfile } from '../supervisor/control.ts';
 import type { EmperorConfig } from './config.ts';
 import { Scanner, type ScanResult } from './scanner.ts';
@@ -43,6 +46,10 @@ export interface Emperor {
   /** Graceful stop of every vassal (`mercyMs`, or less), then the emperor's own resources. */
   stop(timeoutMs?: number): Promise<void>;
   reopenLogs(): void;
+  /** The stats server's document (uWSGI's emperor fields: `vassals[]`, `blacklist[]`). */
+  statsDocument(): Record<string, unknown>;
+  /** The Prometheus text the metrics endpoint serves. */
+  metrics(): Promise<string>;
   readonly stopped: Promise<void>;
 }
 
@@ -86,6 +93,7 @@ export async function startEmperor(
     readyTimeoutMs: config.readyTimeoutMs,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     backoff: config.backoff,
+    historySize: config.restartHistory,
     onGone: (vassal) => {
       if (vassals.get(vassal.name) === vassal) vassals.delete(vassal.name);
     },
@@ -124,6 +132,19 @@ export async function startEmperor(
     spares: spares.size,
     vassals: [...vassals.values()].map((v) => v.status()),
   });
+  const vassalFacts = () =>
+    [...vassals.values()].map((v) => {
+      let modified: number | null = null;
+      try {
+        modified = statSync(v.file).mtimeMs;
+      } catch {
+        // Deleted: the vassal is on its way out.
+      }
+      return v.facts(modified);
+    });
+  const statsDocument = () =>
+    emperorDocument({ watch: config.watch, spares: spares.size, vassals: vassalFacts() });
+  const metrics = () => emperorMetrics(vassalFacts());
   const byName = (name: string | undefined): Vassal => {
     if (stopping) throw new Error('the emperor is stopping');
     const vassal = name === undefined ? undefined : vassals.get(name);
@@ -148,7 +169,20 @@ export async function startEmperor(
   // Ajv compiles the config schema once (about 65 ms): before the first file, not during it.
   prepareConfigValidator();
   let control: ControlServer | undefined;
+  const endpoints: OperatorEndpoint[] = [];
   try {
+    if (config.stats !== undefined) {
+      endpoints.push(await listenStats(config.stats, async () => statsDocument(), log));
+    }
+    if (config.metrics !== undefined) {
+      endpoints.push(
+        await listenMetrics(
+          config.metrics,
+          async () => ({ type: METRICS_CONTENT_TYPE, body: await metrics() }),
+          log,
+        ),
+      );
+    }
     await scanner.start();
     if (config.control !== undefined) {
       control = await listenControl(
@@ -183,6 +217,7 @@ export async function startEmperor(
     spares.close();
     await scanner.close();
     control?.close();
+    await Promise.all(endpoints.map((e) => e.close()));
     await Promise.all([...vassals.values()].map((v) => v.stop(0)));
     throw err;
   }
@@ -194,6 +229,8 @@ export async function startEmperor(
       watch: config.watch,
       vassals: [...vassals.keys()],
       control: config.control,
+      ...(config.stats === undefined ? {} : { stats: endpoints[0]?.address }),
+      ...(config.metrics === undefined ? {} : { metrics: endpoints.at(-1)?.address }),
     },
     'emperor watching',
   );
@@ -207,6 +244,8 @@ export async function startEmperor(
     pid: process.pid,
     logger: log,
     status,
+    statsDocument,
+    metrics,
     reloadAll,
     reopenLogs: () => {
       reopenLogFiles();
@@ -223,6 +262,7 @@ export async function startEmperor(
         spares.close();
         await scanner.close();
         await Promise.all(all);
+        await Promise.all(endpoints.map((e) => e.close()));
         removePidfile(config.pidfile);
         log.info({ event: 'stopped' }, 'emperor stopped');
         flushLogger(log);

@@ -14,7 +14,9 @@ import type { ChildProcess } from 'node:child_process';
 import { parseConfig } from '../config/load.ts';
 import type { ContainerConfig } from '../config/types.ts';
 import { ContainerError } from '../shared/errors.ts';
+import { History, type LifecycleEvent } from '../shared/history.ts';
 import type { Logger } from '../shared/log.ts';
+import type { VassalFacts } from '../stats/document.ts';
 import { Backoff } from '../supervisor/backoff.ts';
 import type { VassalMessage } from '../vassal/ipc.ts';
 import type { VassalFile } from './scanner.ts';
@@ -35,6 +37,8 @@ export interface VassalContext {
   readonly onBootEnded: () => void;
   /** Called once the vassal is gone for good (file deleted and process exited). */
   readonly onGone: (vassal: Vassal) => void;
+  /** Lifecycle events kept (`restartHistory`). */
+  readonly historySize: number;
 }
 
 /** What a vassal's file asks for, validated. */
@@ -57,11 +61,7 @@ export type VassalState =
   | 'gone';
 
 /** One lifecycle event, kept for `status` (the last few per vassal). */
-export interface VassalEvent {
-  readonly at: string;
-  readonly event: string;
-  readonly detail?: string;
-}
+export type VassalEvent = LifecycleEvent;
 
 /**
  * The variables a vassal file is interpolated with on top of the environment: `${VASSAL}` (the
@@ -71,7 +71,6 @@ export function vassalVars(name: string): Record<string, string> {
   return { VASSAL: name.replace(/\.ya?ml$/, ''), VASSAL_FILE: name };
 }
 
-const HISTORY = 10;
 /** Loyal: served a request and stayed up this long (then a death is respawned at once). */
 const LOYAL_AFTER_MS = 1000;
 
@@ -110,12 +109,23 @@ export class Vassal {
   #listeners: readonly { protocol: string; address: string }[] = [];
   #spawns = 0;
   #lastError: string | undefined;
-  readonly #history: VassalEvent[] = [];
+  readonly #history: History;
+  #firstSpawnAt: number | undefined;
+  #loyalAt: number | undefined;
+  /** Why the emperor killed the running process (heartbeat, ready-timeout), if it did. */
+  #killReason: string | undefined;
+  /** Process exits by reason (crash, heartbeat, ready-timeout, stop). */
+  readonly #exits = new Map<string, number>();
+  /** Unexpected exits in a row (reset by a loyal run), and when the run of them began. */
+  #failures = 0;
+  #firstFailureAt: number | undefined;
+  #lastFailureAt: number | undefined;
 
   constructor(name: string, file: string, ctx: VassalContext) {
     this.name = name;
     this.file = file;
     this.#ctx = ctx;
+    this.#history = new History(ctx.historySize);
     this.#backoff = new Backoff({
       firstMs: ctx.backoff.firstMs,
       maxMs: ctx.backoff.maxMs,
@@ -259,8 +269,10 @@ export class Vassal {
         { vassal: this.name, event: 'ready-timeout', vassalPid: proc.pid },
         'vassal never became ready: killed',
       );
+      this.#killReason = 'ready-timeout';
       proc.killGroup();
     } else if (proc.readyAt !== undefined && now - proc.lastHeard > this.#ctx.heartbeatTimeoutMs) {
+      this.#killReason = 'heartbeat';
       this.#lastError = `no heartbeat for ${now - proc.lastHeard} ms`;
       this.#ctx.log.error(
         { vassal: this.name, event: 'heartbeat', vassalPid: proc.pid },
@@ -293,7 +305,36 @@ export class Vassal {
         ? {}
         : { throttledUntil: new Date(this.#backoffUntil).toISOString() }),
       ...(this.#lastError === undefined ? {} : { lastError: this.#lastError }),
-      history: this.#history,
+      history: this.#history.list(),
+    };
+  }
+
+  /** What the stats document and the metrics say of this vassal. */
+  facts(fileModifiedAt: number | null): VassalFacts {
+    const proc = this.#proc;
+    return {
+      name: this.name,
+      file: this.file,
+      state: this.state,
+      pid: proc?.pid ?? null,
+      generation: this.#generation,
+      workers: this.#workers,
+      requests: this.#requests,
+      loyal: this.#loyal,
+      spawns: this.#spawns,
+      firstSpawnAt: this.#firstSpawnAt ?? null,
+      startedAt: proc?.startedAt ?? null,
+      readyAt: proc?.readyAt ?? null,
+      loyalAt: this.#loyal ? (this.#loyalAt ?? null) : null,
+      lastHeard: proc?.lastHeard ?? null,
+      fileModifiedAt,
+      throttledUntil: this.#backoffUntil ?? null,
+      failures: this.#failures,
+      firstFailureAt: this.#firstFailureAt ?? null,
+      lastFailureAt: this.#lastFailureAt ?? null,
+      lastError: this.#lastError ?? null,
+      exits: Object.fromEntries(this.#exits),
+      history: this.#history.list(),
     };
   }
 
@@ -305,12 +346,7 @@ export class Vassal {
   }
 
   #record(event: string, detail?: string): void {
-    this.#history.push({
-      at: new Date().toISOString(),
-      event,
-      ...(detail === undefined ? {} : { detail }),
-    });
-    if (this.#history.length > HISTORY) this.#history.shift();
+    this.#history.record(event, detail, this.#proc?.pid);
   }
 
   /** The one place that acts: compares what the file wants with what runs. */
@@ -361,6 +397,8 @@ export class Vassal {
     this.#loyal = false;
     this.#requests = 0;
     this.#spawns++;
+    this.#firstSpawnAt ??= Date.now();
+    this.#killReason = undefined;
     this.#record('spawned', `pid ${proc.pid}`);
     this.#ctx.log.info(
       { vassal: this.name, event: 'spawned', vassalPid: proc.pid, file: desired.file },
@@ -485,6 +523,7 @@ export class Vassal {
     this.#requests = message.requests;
     if (!this.#loyal && message.requests > 0) {
       this.#loyal = true;
+      this.#loyalAt = Date.now();
       this.#ctx.log.info(
         { vassal: this.name, event: 'loyal' },
         'vassal loyal: served its first request',
@@ -501,8 +540,10 @@ export class Vassal {
     const wasStopping = this.#stopping;
     this.#stopping = false;
     this.#settleReloads({ ok: false, error: 'the vassal exited' }, true);
+    const reason = wasStopping ? 'stop' : (this.#killReason ?? 'crash');
+    this.#exits.set(reason, (this.#exits.get(reason) ?? 0) + 1);
     if (wasStopping) {
-      this.#record('stopped');
+      this.#history.record('stopped', undefined, proc.pid);
       this.#ctx.log.info(
         {
           vassal: this.name,
@@ -526,7 +567,19 @@ export class Vassal {
           ? `code ${exit.code}`
           : `signal ${exit.signal}`;
     this.#lastError ??= `exited with ${how}`;
-    this.#record('crashed', how);
+    this.#history.record(
+      'crashed',
+      this.#killReason === undefined ? how : `${how} (${this.#killReason})`,
+      proc.pid,
+    );
+    if (delay > 0) {
+      this.#failures++;
+      this.#firstFailureAt ??= now;
+      this.#lastFailureAt = now;
+    } else {
+      this.#failures = 0;
+      this.#firstFailureAt = undefined;
+    }
     this.#ctx.log.error(
       {
         vassal: this.name,

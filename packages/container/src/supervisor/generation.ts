@@ -76,7 +76,7 @@ export class Generation {
       config.limits.maxRequests === 0
         ? 0
         : config.limits.maxRequests + Math.floor(Math.random() * (jitter + 1));
-    return new WorkerProcess(
+    const worker = new WorkerProcess(
       {
         id: index + 1,
         generation: this.number,
@@ -108,6 +108,8 @@ export class Generation {
         },
       },
     );
+    this.#ctx.events.onSpawn?.(worker);
+    return worker;
   }
 
   #onExit(worker: WorkerProcess): void {

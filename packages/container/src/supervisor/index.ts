@@ -8,6 +8,7 @@ import type { ContainerConfig } from '../config/types.ts';
 import type { Logger } from '../shared/log.ts';
 import { type ControlServer, listenControl, removePidfile } from './control.ts';
 import { Master, type MasterOptions, type MasterStats, type ReloadResult } from './master.ts';
+import { Operator } from './operator.ts';
 
 export { readPidfile, sendControl } from './control.ts';
 export type { MasterStats, ReloadResult } from './master.ts';
@@ -31,6 +32,10 @@ export interface Supervisor {
   stop(timeoutMs?: number): Promise<void>;
   reopenLogs(): void;
   stats(): Promise<MasterStats>;
+  /** The stats server's document (uWSGI field names). */
+  statsDocument(): Promise<Record<string, unknown>>;
+  /** The Prometheus text the metrics endpoint serves. */
+  metrics(): Promise<string>;
   /** What the master knows now, without asking the workers (their last heartbeats). */
   status(): SupervisorStatus;
   /** Resolves once the supervisor has stopped (whoever stopped it). */
@@ -51,8 +56,17 @@ export async function startSupervisor(
   await master.start();
 
   let control: ControlServer | undefined;
-  const reload = (trigger = 'operator'): Promise<ReloadResult> => master.reload(trigger);
+  const operator = new Operator(master, log);
+  const reload = async (trigger = 'operator'): Promise<ReloadResult> => {
+    const result = await master.reload(trigger);
+    // The new generation serves: an operator endpoint that cannot move stays where it was.
+    await operator.update(master.config).catch((err: unknown) => {
+      log.error({ err }, 'stats or metrics address could not be bound after the reload');
+    });
+    return result;
+  };
   try {
+    await operator.update(config);
     if (config.control !== undefined) {
       control = await listenControl(
         config.control,
@@ -63,6 +77,7 @@ export async function startSupervisor(
     if (config.pidfile !== undefined) writeFileSync(config.pidfile, `${process.pid}\n`);
   } catch (err) {
     control?.close();
+    await operator.close();
     await master.stop(0);
     throw err;
   }
@@ -80,6 +95,7 @@ export async function startSupervisor(
       mounts: config.mounts.map((m) => ({ path: m.path, app: m.app })),
       workers: master.workers().map((w) => w.pid),
       generation: master.generation,
+      ...operator.addresses(),
       // As the single-process run logged it (the e2e suites check the transport under test).
       ...(master.transport === undefined ? {} : { transport: master.transport }),
     },
@@ -98,6 +114,8 @@ export async function startSupervisor(
     reload,
     reopenLogs: () => master.reopenLogs(),
     stats: () => master.stats(),
+    statsDocument: () => operator.document(),
+    metrics: () => operator.metrics(),
     status: () => ({
       generation: master.generation,
       listeners: master.listeners(),
@@ -111,12 +129,16 @@ export async function startSupervisor(
     }),
     stop(timeoutMs?: number) {
       const stopped = master.stop(timeoutMs);
-      stopping ??= stopped.then(() => {
-        if (touch !== undefined) unwatchFile(touch, onTouch);
-        control?.close();
-        removePidfile(config.pidfile);
-        onStopped();
-      });
+      stopping ??= stopped
+        .then(() => {
+          if (touch !== undefined) unwatchFile(touch, onTouch);
+          control?.close();
+          removePidfile(config.pidfile);
+          return operator.close();
+        })
+        .then(() => {
+          onStopped();
+        });
       return stopping;
     },
   };

@@ -10,10 +10,11 @@ import { formatIssue } from '../config/issues.ts';
 import type { ContainerConfig } from '../config/types.ts';
 import { ContainerError } from '../shared/errors.ts';
 import { createLogger, flushLogger, type Logger, reopenLogFiles } from '../shared/log.ts';
-import type { StatsSnapshot } from '../shared/stats.ts';
+import { addSnapshots, type StatsSnapshot, settledSnapshot } from '../shared/stats.ts';
 import type { ErrorInfo, ExitReason, HarakiriReport } from '../worker/ipc.ts';
 import { Backoff } from './backoff.ts';
 import { Generation, type GenerationContext } from './generation.ts';
+import { Slots, type SlotView } from './slots.ts';
 import { type BoundSocket, bindListener, listenerKey } from './sockets.ts';
 import { type SystemdSockets, systemdSockets } from './systemd.ts';
 import { describeExit, type WorkerExit, type WorkerProcess } from './worker-process.ts';
@@ -40,17 +41,32 @@ export interface ReloadResult {
 
 export interface MasterStats {
   readonly generation: number;
-  /** Every worker's counters summed. */
+  /** Milliseconds since the epoch when the master started. */
+  readonly startedAt: number;
+  /** Every live worker's counters summed. */
   readonly total: StatsSnapshot | undefined;
+  /**
+   * Since the master started: the live workers' counters plus the last ones reported by every
+   * worker that has exited (Prometheus counters must never go down when a worker is replaced).
+   */
+  readonly lifetime: StatsSnapshot | undefined;
   readonly workers: readonly {
     readonly id: number;
     readonly pid: number;
     readonly generation: number;
     readonly state: string;
+    /** Still in the serving generation (false: draining after a reload or recycle). */
+    readonly current: boolean;
     readonly requests: number;
     readonly rss: number | undefined;
+    readonly vsz: number | undefined;
+    /** Milliseconds since the epoch when it was forked. */
+    readonly spawnedAt: number;
     readonly stats: StatsSnapshot | undefined;
+    readonly slot: SlotView;
   }[];
+  /** Worker exits by reason since the master started. */
+  readonly exits: Readonly<Partial<Record<ExitReason, number>>>;
 }
 
 /**
@@ -86,6 +102,12 @@ export class Master {
   readonly #backoffs = new Map<number, Backoff>();
   /** The uwsgi transport the workers report in `ready` (for the master's ready record). */
   #transport: string | undefined;
+  readonly startedAt = Date.now();
+  readonly #slots: Slots;
+  /** The last counters of every worker that has exited, summed. */
+  #retired: StatsSnapshot | undefined;
+  /** Why the workers being forked now are forked (start, reload, a recycle's reason). */
+  #spawnWhy: string | undefined;
 
   constructor(config: ContainerConfig, options: MasterOptions) {
     this.#config = config;
@@ -103,6 +125,7 @@ export class Master {
           : { stdout: options.stdout }),
       });
     this.#systemd = systemdSockets(options.env ?? process.env, process.pid);
+    this.#slots = new Slots(config.restartHistory);
   }
 
   get config(): ContainerConfig {
@@ -141,7 +164,7 @@ export class Master {
     let generation: Generation | undefined;
     try {
       await this.#bindAll(config);
-      generation = this.#newGeneration(config);
+      generation = this.#newGeneration(config, 'start');
       await generation.ready();
       this.#current = generation;
     } catch (err) {
@@ -189,7 +212,17 @@ export class Master {
     return new Set(config.listeners.map((l) => listenerKey(l, config)));
   }
 
-  #newGeneration(config: ContainerConfig): Generation {
+  #newGeneration(config: ContainerConfig, why: string): Generation {
+    this.#slots.historySize = config.restartHistory;
+    this.#spawnWhy = why;
+    try {
+      return this.#createGeneration(config);
+    } finally {
+      this.#spawnWhy = undefined;
+    }
+  }
+
+  #createGeneration(config: ContainerConfig): Generation {
     const number = ++this.#generationNumber;
     const sockets = config.listeners.map((l) => {
       const socket = this.#sockets.get(listenerKey(l, config));
@@ -216,8 +249,10 @@ export class Master {
         return backoff;
       },
       events: {
-        onReady: (_worker, message) => {
+        onSpawn: (worker) => this.#slots.spawned(worker, this.#spawnWhy ?? 'respawn'),
+        onReady: (worker, message) => {
           if (message.transport !== undefined) this.#transport = message.transport;
+          this.#slots.ready(worker);
         },
         onExit: (worker, exit) => this.#onExit(worker, exit),
         onRecycle: (worker, reason) => this.#requestRecycle(worker, reason),
@@ -244,12 +279,19 @@ export class Master {
       reason,
       uptimeMs: Date.now() - worker.spawnedAt,
     };
+    this.#slots.exited(worker, exit, reason);
+    const last = worker.lastStats;
+    if (last !== undefined) {
+      const settled = settledSnapshot(last);
+      this.#retired = this.#retired === undefined ? settled : addSnapshots(this.#retired, settled);
+    }
     const expected = worker.stopReason !== undefined && exit.code === 0;
     if (expected) this.logger.info(record, 'worker exited');
     else this.logger.warn(record, `worker exited (${describeExit(exit)})`);
   }
 
   #onCrashed(worker: WorkerProcess, error: ErrorInfo): void {
+    this.#slots.crashed(worker, error.message);
     this.logger.error(
       { worker: worker.id, workerPid: worker.pid, error: error.message },
       'worker crashed: replacing it',
@@ -259,6 +301,7 @@ export class Master {
   }
 
   #onHarakiri(worker: WorkerProcess, report: HarakiriReport): void {
+    this.#slots.harakiri(worker, report);
     this.logger.error(
       {
         worker: worker.id,
@@ -293,7 +336,12 @@ export class Master {
           { worker: next.worker.id, workerPid: next.worker.pid, reason: next.reason },
           'recycling worker',
         );
-        const old = await generation.replace(next.worker, next.reason);
+        this.#slots.recycling(next.worker, next.reason);
+        // replace() forks synchronously: the new worker's history says why.
+        this.#spawnWhy = `recycle (${next.reason})`;
+        const replaced = generation.replace(next.worker, next.reason);
+        this.#spawnWhy = undefined;
+        const old = await replaced;
         if (old !== undefined) {
           this.#draining.add(old);
           old.stop(this.#config.reloadMercyMs, next.reason);
@@ -393,7 +441,7 @@ export class Master {
     } catch (err) {
       throw this.#reloadFailed(err, 'a new listener cannot be bound', started);
     }
-    const next = this.#newGeneration(config);
+    const next = this.#newGeneration(config, `reload (${trigger})`);
     try {
       await next.ready();
     } catch (err) {
@@ -458,20 +506,42 @@ export class Master {
   /** Every worker's counters, summed, and per worker. */
   async stats(): Promise<MasterStats> {
     const workers = this.workers();
+    const current = new Set(this.#current?.workers() ?? []);
     const snapshots = await Promise.all(workers.map((w) => w.stats()));
     return {
       generation: this.#generationNumber,
-      total: sumStats(snapshots.filter((s): s is StatsSnapshot => s !== undefined)),
-      workers: workers.map((w, i) => ({
-        id: w.id,
-        pid: w.pid,
-        generation: w.generation,
-        state: w.state,
-        requests: w.requests,
-        rss: w.rss(),
-        stats: snapshots[i],
-      })),
+      startedAt: this.startedAt,
+      total: sumStats(snapshots),
+      lifetime: sumStats([this.#retired, ...workers.map((w, i) => snapshots[i] ?? w.lastStats)]),
+      workers: workers.map((w, i) => {
+        const memory = w.memory();
+        const stats = snapshots[i];
+        return {
+          id: w.id,
+          pid: w.pid,
+          generation: w.generation,
+          state: w.state,
+          current: current.has(w),
+          requests: stats?.requests ?? w.requests,
+          rss: memory?.rss,
+          vsz: memory?.vsz,
+          spawnedAt: w.spawnedAt,
+          stats,
+          slot: this.#slots.view(w.id),
+        };
+      }),
+      exits: Object.fromEntries(this.#slots.exits),
     };
+  }
+
+  /** The bound listening sockets, in config order (the stats server reads their queues). */
+  listenerSockets(): { protocol: string; address: string; fd: number; backlog: number }[] {
+    return this.#config.listeners.flatMap((l) => {
+      const socket = this.#sockets.get(listenerKey(l, this.#config));
+      return socket === undefined
+        ? []
+        : [{ protocol: l.protocol, address: socket.address, fd: socket.fd, backlog: l.backlog }];
+    });
   }
 
   /**
@@ -517,26 +587,8 @@ function defaultWorkerEntry(): string {
   return entry;
 }
 
-function sumStats(all: StatsSnapshot[]): StatsSnapshot | undefined {
-  const [first, ...rest] = all;
-  if (first === undefined) return undefined;
-  return rest.reduce((acc, s) => addNumbers(acc, s) as StatsSnapshot, first);
-}
-
-/**
- * Adds two snapshots field by field (counters summed, objects recursed, arrays by index);
- * `startedAt` is a time, not a counter: the earliest wins.
- */
-function addNumbers(a: unknown, b: unknown, key = ''): unknown {
-  if (key === 'startedAt' && typeof a === 'number' && typeof b === 'number') return Math.min(a, b);
-  if (typeof a === 'number' && typeof b === 'number') return a + b;
-  if (Array.isArray(a) && Array.isArray(b)) return a.map((v, i) => addNumbers(v, b[i]));
-  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) {
-    const out: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(a)) {
-      out[key] = addNumbers(value, (b as Record<string, unknown>)[key], key);
-    }
-    return out;
-  }
-  return a;
+function sumStats(all: readonly (StatsSnapshot | undefined)[]): StatsSnapshot | undefined {
+  let sum: StatsSnapshot | undefined;
+  for (const s of all) if (s !== undefined) sum = sum === undefined ? s : addSnapshots(sum, s);
+  return sum;
 }

@@ -42,6 +42,8 @@ export interface WorkerExit {
 }
 
 export interface WorkerEvents {
+  /** The process was forked (its slot has a new process). */
+  onSpawn?(worker: WorkerProcess): void;
   onReady?(worker: WorkerProcess, message: Extract<WorkerMessage, { type: 'ready' }>): void;
   onExit?(worker: WorkerProcess, exit: WorkerExit): void;
   onRecycle?(worker: WorkerProcess, reason: ExitReason): void;
@@ -67,6 +69,8 @@ export class WorkerProcess {
   lastHeartbeat = Date.now();
   requests = 0;
   inFlight = 0;
+  /** The counters it reported last (each heartbeat, each stats answer, and before it exits). */
+  lastStats: StatsSnapshot | undefined;
   readonly ready: Promise<Extract<WorkerMessage, { type: 'ready' }>>;
   readonly exited: Promise<WorkerExit>;
   readonly #child: ChildProcess;
@@ -184,8 +188,9 @@ export class WorkerProcess {
     switch (message.type) {
       case 'heartbeat':
         this.lastHeartbeat = Date.now();
-        this.requests = message.requests;
-        this.inFlight = message.inFlight;
+        this.requests = message.stats.requests;
+        this.inFlight = message.stats.inFlight;
+        this.lastStats = message.stats;
         return;
       case 'recycle':
         this.#events.onRecycle?.(this, message.reason);
@@ -195,6 +200,7 @@ export class WorkerProcess {
         this.#events.onCrashed?.(this, message.error);
         return;
       case 'stats':
+        this.lastStats = message.stats;
         this.#statsWaiters.get(message.id)?.(message.stats);
         this.#statsWaiters.delete(message.id);
         return;
@@ -254,10 +260,17 @@ export class WorkerProcess {
 
   /** Resident set size in bytes (procfs `VmRSS`), undefined when the process is gone. */
   rss(): number | undefined {
+    return this.memory()?.rss;
+  }
+
+  /** Resident and virtual size in bytes (procfs `VmRSS`, `VmSize`); undefined once gone. */
+  memory(): { rss: number; vsz: number } | undefined {
     try {
       const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
-      const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
-      return kb === undefined ? undefined : Number(kb) * 1024;
+      const rss = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
+      const vsz = /^VmSize:\s+(\d+) kB/m.exec(status)?.[1];
+      if (rss === undefined) return undefined;
+      return { rss: Number(rss) * 1024, vsz: Number(vsz ?? 0) * 1024 };
     } catch {
       return undefined;
     }

@@ -19,6 +19,8 @@ import {
 
 /** How often the main thread tells the master it is alive (and its counters). */
 const HEARTBEAT_MS = 1000;
+/** Longest an exiting worker waits for its last counters to reach the master (ms). */
+const FINAL_STATS_MS = 200;
 /** The master, as forked: a later ppid is init or a subreaper (the master is gone). */
 const MASTER_PID = process.ppid;
 /** Grace for in-flight requests when the master is gone. */
@@ -52,7 +54,11 @@ function stop(timeoutMs: number, code: number): void {
 
 function flushAndExit(): void {
   if (logger !== undefined) flushLogger(logger);
-  process.exit(exitCode);
+  // The last counters, so the master's lifetime totals (Prometheus) miss nothing of ours.
+  if (container === undefined || !process.connected) process.exit(exitCode);
+  const exit = () => process.exit(exitCode);
+  setTimeout(exit, FINAL_STATS_MS);
+  process.send?.({ type: 'heartbeat', stats: container.stats() } satisfies WorkerMessage, exit);
 }
 
 function onCrash(kind: string, err: unknown): void {
@@ -112,10 +118,7 @@ async function start(message: StartMessage): Promise<void> {
     // The master's ready record names it, as the single-process run's did.
     ...(created.transport === undefined ? {} : { transport: created.transport }),
   });
-  setInterval(() => {
-    const stats = created.stats();
-    send({ type: 'heartbeat', requests: stats.requests, inFlight: stats.inFlight });
-  }, HEARTBEAT_MS).unref();
+  setInterval(() => send({ type: 'heartbeat', stats: created.stats() }), HEARTBEAT_MS).unref();
 }
 
 /** The watchdog thread (worker/watchdog.ts): harakiri and the orphan guard. */

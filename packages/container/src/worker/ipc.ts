@@ -78,7 +78,8 @@ export type WorkerMessage =
       readonly transport?: string;
     }
   | { readonly type: 'boot-failed'; readonly error: ErrorInfo }
-  | { readonly type: 'heartbeat'; readonly requests: number; readonly inFlight: number }
+  /** Each second, and once more before a graceful exit: the worker's counters. */
+  | { readonly type: 'heartbeat'; readonly stats: StatsSnapshot }
   | { readonly type: 'recycle'; readonly reason: ExitReason }
   | { readonly type: 'crashed'; readonly error: ErrorInfo }
   | { readonly type: 'stats'; readonly id: number; readonly stats: StatsSnapshot };

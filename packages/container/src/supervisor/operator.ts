@@ -1,0 +1,158 @@
+/**
+ * The master's operator endpoints (`stats:`, `metrics:`) and the once-a-second listen-queue
+ * sample behind `listen_queue_errors` (uWSGI logs and counts a full queue the same way). Runs
+ * in the master only when one of the two is configured; a reload that changes an address
+ * rebinds it.
+ */
+import type { ContainerConfig } from '../config/types.ts';
+import type { Logger } from '../shared/log.ts';
+import { type ContainerFacts, containerDocument, type ListenerFacts } from '../stats/document.ts';
+import { type QueueReading, readListenQueues, socketInode } from '../stats/listen-queue.ts';
+import { containerMetrics, METRICS_CONTENT_TYPE } from '../stats/metrics.ts';
+import { listenMetrics, listenStats, type OperatorEndpoint } from '../stats/server.ts';
+import type { Master } from './master.ts';
+
+/** How often the listen queues are sampled for `listen_queue_errors`. */
+const SAMPLE_MS = 1000;
+
+export class Operator {
+  readonly #master: Master;
+  readonly #log: Logger;
+  #stats: { address: string; endpoint: OperatorEndpoint } | undefined;
+  #metrics: { address: string; endpoint: OperatorEndpoint } | undefined;
+  #sampler: NodeJS.Timeout | undefined;
+  #listenQueueErrors = 0;
+  /** Sockets found full at the last sample: one warning per episode, not one per second. */
+  readonly #full = new Set<string>();
+  readonly #inodes = new Map<string, string | undefined>();
+
+  constructor(master: Master, log: Logger) {
+    this.#master = master;
+    this.#log = log;
+  }
+
+  /** Binds what `config` asks for (and closes what it no longer asks for). */
+  async update(config: ContainerConfig): Promise<void> {
+    if (config.stats !== this.#stats?.address) {
+      await this.#stats?.endpoint.close();
+      this.#stats = undefined;
+      if (config.stats !== undefined) {
+        const endpoint = await listenStats(config.stats, () => this.document(), this.#log);
+        this.#stats = { address: config.stats, endpoint };
+        this.#log.info({ stats: endpoint.address }, 'stats server listening');
+      }
+    }
+    if (config.metrics !== this.#metrics?.address) {
+      await this.#metrics?.endpoint.close();
+      this.#metrics = undefined;
+      if (config.metrics !== undefined) {
+        const endpoint = await listenMetrics(
+          config.metrics,
+          async () => ({ type: METRICS_CONTENT_TYPE, body: await this.metrics() }),
+          this.#log,
+        );
+        this.#metrics = { address: config.metrics, endpoint };
+        this.#log.info({ metrics: endpoint.address }, 'metrics endpoint listening');
+      }
+    }
+    const wanted = this.#stats !== undefined || this.#metrics !== undefined;
+    if (wanted && this.#sampler === undefined) {
+      this.#sampler = setInterval(() => void this.#sample(), SAMPLE_MS);
+      this.#sampler.unref();
+    } else if (!wanted && this.#sampler !== undefined) {
+      clearInterval(this.#sampler);
+      this.#sampler = undefined;
+    }
+  }
+
+  /** Bound addresses, for the ready record. */
+  addresses(): { stats?: string; metrics?: string } {
+    return {
+      ...(this.#stats === undefined ? {} : { stats: this.#stats.endpoint.address }),
+      ...(this.#metrics === undefined ? {} : { metrics: this.#metrics.endpoint.address }),
+    };
+  }
+
+  async document(): Promise<Record<string, unknown>> {
+    return containerDocument((await this.#facts()).facts);
+  }
+
+  async metrics(): Promise<string> {
+    const { facts, lifetime } = await this.#facts();
+    return containerMetrics(facts, lifetime);
+  }
+
+  async close(): Promise<void> {
+    if (this.#sampler !== undefined) clearInterval(this.#sampler);
+    this.#sampler = undefined;
+    await Promise.all([this.#stats?.endpoint.close(), this.#metrics?.endpoint.close()]);
+    this.#stats = undefined;
+    this.#metrics = undefined;
+  }
+
+  async #facts() {
+    const master = this.#master;
+    const [stats, listeners] = await Promise.all([master.stats(), this.#listeners()]);
+    const facts: ContainerFacts = {
+      generation: stats.generation,
+      startedAt: stats.startedAt,
+      total: stats.total,
+      workers: stats.workers,
+      exits: stats.exits,
+      listeners,
+      listenQueueErrors: this.#listenQueueErrors,
+      mounts: master.config.mounts.map((m) => ({ path: m.path, app: m.app })),
+    };
+    return { facts, lifetime: stats.lifetime };
+  }
+
+  async #listeners(): Promise<ListenerFacts[]> {
+    const sockets = this.#master.listenerSockets();
+    let readings: Map<string, QueueReading>;
+    try {
+      readings = await readListenQueues();
+    } catch {
+      readings = new Map();
+    }
+    return Promise.all(
+      sockets.map(async (s) => {
+        // By fd and address: a reload may close a listener and its fd number be reused.
+        const key = `${s.fd} ${s.address}`;
+        if (!this.#inodes.has(key)) this.#inodes.set(key, await socketInode(s.fd));
+        const inode = this.#inodes.get(key);
+        return {
+          protocol: s.protocol,
+          address: s.address,
+          backlog: s.backlog,
+          reading: inode === undefined ? undefined : readings.get(inode),
+        };
+      }),
+    );
+  }
+
+  async #sample(): Promise<void> {
+    let listeners: ListenerFacts[];
+    try {
+      listeners = await this.#listeners();
+    } catch {
+      return;
+    }
+    for (const l of listeners) {
+      const max = l.reading?.maxQueue;
+      const full =
+        l.reading !== undefined && max !== undefined && max > 0 && l.reading.queue >= max;
+      if (!full) {
+        this.#full.delete(l.address);
+        continue;
+      }
+      this.#listenQueueErrors++;
+      if (!this.#full.has(l.address)) {
+        this.#full.add(l.address);
+        this.#log.warn(
+          { listener: l.address, queue: l.reading?.queue, maxQueue: max },
+          'listen queue full: connections wait or are refused (more workers, or a larger backlog)',
+        );
+      }
+    }
+  }
+}
