@@ -49,6 +49,7 @@ function setup(): { vassal: Vassal; events: (event: string) => number } {
     takeSpare: () => undefined,
     onBootEnded: () => undefined,
     onGone: () => undefined,
+    historySize: 10,
   };
   const vassal = new Vassal('v.yaml', '/srv/vassals/v.yaml', ctx);
   live.push(vassal);
