@@ -15,6 +15,7 @@ process.on('SIGINT', onSignal);
 
 process.exitCode = await main(process.argv.slice(2), {
   stdout: process.stdout,
+  stdin: process.stdin,
   stderr: process.stderr,
   env: process.env,
   cwd: process.cwd(),

@@ -2,6 +2,11 @@
 export interface CliIo {
   /** Command output: configs, schema, response bodies, and the container's log lines. */
   readonly stdout: NodeJS.WritableStream & { readonly isTTY?: boolean };
+  /** Keys for `top` (`q` quits); raw mode is used when it is a terminal. */
+  readonly stdin?: NodeJS.ReadableStream & {
+    readonly isTTY?: boolean;
+    setRawMode?(raw: boolean): unknown;
+  };
   /** Diagnostics: config issues, errors, usage mistakes, `request -i` response heads. */
   readonly stderr: NodeJS.WritableStream;
   /** Environment for `${VAR}` interpolation in configs. */

@@ -14,6 +14,7 @@ import { DEFAULT_REQUEST_TIMEOUT_MS, request } from './commands/request.ts';
 import { route } from './commands/route.ts';
 import { schema } from './commands/schema.ts';
 import { serve } from './commands/serve.ts';
+import { top } from './commands/top.ts';
 import { CliError, usageError } from './errors.ts';
 import { type CliIo, write } from './io.ts';
 import {
@@ -190,6 +191,24 @@ async function run(
         },
         io,
       );
+    case 'top': {
+      const interval = stringOption(values, 'interval');
+      if (interval !== undefined && (!/^\d{1,9}$/.test(interval) || Number(interval) < 100)) {
+        throw usageError('--interval must be a whole number of milliseconds, at least 100', 'top');
+      }
+      const count = values['once'] === true ? '1' : stringOption(values, 'count');
+      if (count !== undefined && (!/^\d{1,9}$/.test(count) || Number(count) < 1)) {
+        throw usageError('--count must be a positive whole number', 'top');
+      }
+      return top(
+        positionals[0] ?? '',
+        {
+          intervalMs: interval === undefined ? 1000 : Number(interval),
+          count: count === undefined ? undefined : Number(count),
+        },
+        io,
+      );
+    }
     case 'schema':
       return schema(io);
     case 'help': {

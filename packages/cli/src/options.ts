@@ -23,6 +23,7 @@ export type CommandName =
   | 'reload'
   | 'check'
   | 'route'
+  | 'top'
   | 'nginx'
   | 'request'
   | 'schema'
@@ -278,6 +279,37 @@ export const COMMANDS: readonly CommandSpec[] = [
         value: 'PATH',
         description:
           'Path of the uwsgi_params file to include (default uwsgi_params, beside nginx.conf).',
+      },
+    ],
+  },
+  {
+    name: 'top',
+    aliases: [],
+    synopsis: 'ADDRESS',
+    minArgs: 1,
+    maxArgs: 1,
+    summary: "A live view of a container's or an emperor's stats server.",
+    details: [
+      'ADDRESS is the stats: address of the config (a socket path, host:port, or http://host:port); uWSGI stats servers work too. Shows each worker (or vassal) with its status, requests, req/s, exceptions, mean latency, RSS, respawns, harakiri count and last restart with its reason; each mount with req/s, status classes and latency; and the newest lifecycle events. Refreshes every --interval; q or Ctrl-C quits.',
+      'When stdout is not a terminal, prints plain frames (one per refresh; --count N stops after N, exit 1 if the last one failed).',
+    ],
+    options: [
+      {
+        name: 'interval',
+        type: 'string',
+        value: 'MS',
+        description: 'Refresh period in milliseconds (default 1000).',
+      },
+      {
+        name: 'count',
+        type: 'string',
+        value: 'N',
+        description: 'Frames to show before exiting (default: until q).',
+      },
+      {
+        name: 'once',
+        type: 'boolean',
+        description: 'Same as --count 1.',
       },
     ],
   },

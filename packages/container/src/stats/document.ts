@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import type { LifecycleEvent } from '../shared/history.ts';
 import type { MountStatsSnapshot, StatsSnapshot } from '../shared/stats.ts';
-import { LATENCY_BUCKETS_S } from '../shared/stats.ts';
+import { LATENCY_BUCKETS_S, Stats } from '../shared/stats.ts';
 import type { QueueReading } from './listen-queue.ts';
 
 /** `version` of the documents: this package's. */
@@ -63,7 +63,10 @@ export interface WorkerFacts {
 export interface ContainerFacts {
   readonly generation: number;
   readonly startedAt: number;
+  /** The live workers' counters summed. */
   readonly total: StatsSnapshot | undefined;
+  /** Since the master started: the live workers' and every exited worker's last counters. */
+  readonly lifetime: StatsSnapshot | undefined;
   readonly workers: readonly WorkerFacts[];
   readonly exits: Readonly<Record<string, number>>;
   readonly listeners: readonly ListenerFacts[];
@@ -83,6 +86,7 @@ export function containerDocument(facts: ContainerFacts): Record<string, unknown
     can_offload: 0,
   }));
   const total = facts.total;
+  const lifetime = facts.lifetime;
   const workers = facts.workers.filter((w) => w.current).map((w) => workerDocument(w, facts));
   const draining = facts.workers.filter((w) => !w.current).map((w) => workerDocument(w, facts));
   return {
@@ -94,20 +98,25 @@ export function containerDocument(facts: ContainerFacts): Record<string, unknown
     locks: [],
     sockets,
     workers,
-    // Ours, beside uWSGI's.
+    // Ours, beside uWSGI's. Counters since the master started (every worker that ever ran);
+    // gauges (in flight, connections) of the live workers.
     server: 'uwsgi-ts',
     generation: facts.generation,
     started_at: Math.floor(facts.startedAt / 1000),
-    requests: total?.requests ?? 0,
+    requests: lifetime?.requests ?? 0,
     in_flight: total?.inFlight ?? 0,
-    exceptions: total?.exceptions ?? 0,
-    tx: total?.txBytes ?? 0,
+    exceptions: lifetime?.exceptions ?? 0,
+    tx: lifetime?.txBytes ?? 0,
     connections: total?.connections ?? 0,
-    connections_rejected: total?.connectionsRejected ?? 0,
-    protocol_errors: total?.protocolErrors ?? 0,
+    connections_total: lifetime?.connectionsTotal ?? 0,
+    connections_rejected: lifetime?.connectionsRejected ?? 0,
+    protocol_errors: lifetime?.protocolErrors ?? 0,
     worker_exits: facts.exits,
-    mounts: (total?.mounts ?? []).map((m, i) => mountDocument(m, facts.mounts[i]?.app ?? null)),
-    unrouted: total === undefined ? null : mountDocument(total.unrouted, null),
+    mounts: facts.mounts.map((configured) => {
+      const m = lifetime?.mounts.find((s) => s.path === configured.path);
+      return mountDocument(m ?? emptyMount(configured.path), configured.app);
+    }),
+    unrouted: mountDocument(lifetime?.unrouted ?? emptyMount(null), null),
     latency_buckets_s: LATENCY_BUCKETS_S,
     draining,
   };
@@ -167,6 +176,12 @@ function workerDocument(w: WorkerFacts, facts: ContainerFacts): Record<string, u
     last_exit: last === undefined ? null : last,
     history: w.slot.history,
   };
+}
+
+/** A mount no request has reached yet (its counters all zero). */
+function emptyMount(path: string | null): MountStatsSnapshot {
+  const empty = new Stats(path === null ? [] : [path]).snapshot();
+  return empty.mounts[0] ?? empty.unrouted;
 }
 
 function mountDocument(m: MountStatsSnapshot, app: string | null): Record<string, unknown> {

@@ -193,12 +193,23 @@ function masterMetrics(facts: ContainerFacts): MetricJson[] {
  * The container's metrics text: the request counters since the master started (`lifetime`),
  * and the master's own.
  */
-export async function containerMetrics(
-  facts: ContainerFacts,
-  lifetime: StatsSnapshot | undefined,
-): Promise<string> {
+export async function containerMetrics(facts: ContainerFacts): Promise<string> {
   const sources = [masterMetrics(facts)];
-  if (lifetime !== undefined) sources.push(requestMetrics(lifetime));
+  if (facts.lifetime !== undefined) {
+    // Gauges of the live workers, counters since the master started.
+    const live = facts.total;
+    sources.push(
+      requestMetrics({
+        ...facts.lifetime,
+        connections: live?.connections ?? 0,
+        mounts: facts.lifetime.mounts.map((m) => ({
+          ...m,
+          inFlight: live?.mounts.find((l) => l.path === m.path)?.inFlight ?? 0,
+        })),
+        unrouted: { ...facts.lifetime.unrouted, inFlight: live?.unrouted.inFlight ?? 0 },
+      }),
+    );
+  }
   return AggregatorRegistry.aggregate(sources).metrics();
 }
 

@@ -78,8 +78,7 @@ export class Operator {
   }
 
   async metrics(): Promise<string> {
-    const { facts, lifetime } = await this.#facts();
-    return containerMetrics(facts, lifetime);
+    return containerMetrics((await this.#facts()).facts);
   }
 
   async close(): Promise<void> {
@@ -97,13 +96,14 @@ export class Operator {
       generation: stats.generation,
       startedAt: stats.startedAt,
       total: stats.total,
+      lifetime: stats.lifetime,
       workers: stats.workers,
       exits: stats.exits,
       listeners,
       listenQueueErrors: this.#listenQueueErrors,
       mounts: master.config.mounts.map((m) => ({ path: m.path, app: m.app })),
     };
-    return { facts, lifetime: stats.lifetime };
+    return { facts };
   }
 
   async #listeners(): Promise<ListenerFacts[]> {

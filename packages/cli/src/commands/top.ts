@@ -1,0 +1,106 @@
+/**
+ * `uwsgi-ts top ADDRESS`: a live view of a container's or an emperor's stats server, refreshed
+ * every second: workers (or vassals) with req/s, latency, RSS, status and their last restart
+ * and why, the mounts, and the newest lifecycle events. `q` (or Ctrl-C) quits. When stdout is
+ * not a terminal it prints plain frames instead (one per refresh, or one with `--once`).
+ */
+import { createLogUpdate } from 'log-update';
+import { type CliIo, write } from '../io.ts';
+import { fetchStats } from '../top/client.ts';
+import { renderScreen } from '../top/render.ts';
+
+export interface TopOptions {
+  readonly intervalMs: number;
+  /** Frames to print before exiting; undefined: until `q` or a signal. */
+  readonly count: number | undefined;
+}
+
+export async function top(address: string, options: TopOptions, io: CliIo): Promise<number> {
+  const tty = io.stdout.isTTY === true;
+  const timeoutMs = Math.max(1000, options.intervalMs);
+  let previous: { doc: Record<string, unknown>; at: number } | undefined;
+  const frame = async (): Promise<{ text: string; ok: boolean }> => {
+    const at = Date.now();
+    try {
+      const doc = await fetchStats(address, timeoutMs);
+      const text = renderScreen({ doc, at }, previous, columns(io));
+      previous = { doc, at };
+      return { text, ok: true };
+    } catch (err) {
+      previous = undefined;
+      return { text: `cannot read stats from ${address}: ${describe(err)}`, ok: false };
+    }
+  };
+
+  if (!tty) {
+    let failed = false;
+    for (let i = 0; options.count === undefined || i < options.count; i++) {
+      if (i > 0 && !(await pause(options.intervalMs, io.signal))) break;
+      const { text, ok } = await frame();
+      failed = !ok;
+      await write(ok ? io.stdout : io.stderr, `${text}\n\n`);
+      if (!ok && options.count !== undefined) return 1;
+    }
+    return failed ? 1 : 0;
+  }
+
+  const screen = createLogUpdate(io.stdout, { showCursor: false });
+  const quit = new AbortController();
+  const stdin = io.stdin;
+  const onKey = (data: Buffer | string) => {
+    const key = data.toString();
+    if (key === 'q' || key === 'Q' || key === '\u0003') quit.abort();
+  };
+  if (stdin?.isTTY === true && stdin.setRawMode !== undefined) {
+    stdin.setRawMode(true);
+    stdin.on('data', onKey);
+    stdin.resume();
+  }
+  io.signal?.addEventListener('abort', () => quit.abort(), { once: true });
+  try {
+    for (let i = 0; options.count === undefined || i < options.count; i++) {
+      if (i > 0 && !(await pause(options.intervalMs, quit.signal))) break;
+      const { text } = await frame();
+      if (quit.signal.aborted) break;
+      screen(`${text}\n\nq quits`);
+    }
+  } finally {
+    screen.done();
+    if (stdin?.isTTY === true && stdin.setRawMode !== undefined) {
+      stdin.off('data', onKey);
+      stdin.setRawMode(false);
+      stdin.pause();
+    }
+  }
+  return 0;
+}
+
+function columns(io: CliIo): number {
+  const cols = (io.stdout as { columns?: number }).columns;
+  return typeof cols === 'number' && cols > 20 ? cols : 160;
+}
+
+/** Waits `ms`; false when `signal` aborted first. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted === true) {
+      resolve(false);
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function describe(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const message = err instanceof Error ? err.message : String(err);
+  return code !== undefined && !message.includes(code) ? `${code}: ${message}` : message;
+}
