@@ -60,6 +60,8 @@ export interface RunningContainer {
 
 export interface StartOptions {
   readonly env?: NodeJS.ProcessEnv;
+  /** The CLI to run, as argv before its arguments (default: `node` on the repository's bin). */
+  readonly command?: readonly [string, ...string[]];
   readonly args?: readonly string[];
   readonly readyTimeoutMs?: number;
 }
@@ -82,9 +84,10 @@ export async function startContainer(
   configPath: string,
   options: StartOptions = {},
 ): Promise<RunningContainer> {
+  const [file, ...prefix] = options.command ?? [process.execPath, CLI_BIN];
   const child = spawn(
-    process.execPath,
-    [CLI_BIN, 'run', configPath, '--log-format', 'json', ...(options.args ?? [])],
+    file,
+    [...prefix, 'run', configPath, '--log-format', 'json', ...(options.args ?? [])],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } },
   );
   const logs: LogRecord[] = [];
@@ -199,13 +202,29 @@ export interface CliResult {
   readonly stderr: string;
 }
 
+export interface RunOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly timeoutMs?: number;
+  readonly cwd?: string;
+}
+
 /** Runs one CLI command to completion (`check`, `request` ...), bounded by `timeoutMs`. */
 export function runCli(
   args: readonly string[],
-  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
+  options: RunOptions & { command?: readonly [string, ...string[]] } = {},
+): Promise<CliResult> {
+  const [file, ...prefix] = options.command ?? [process.execPath, CLI_BIN];
+  return runCommand(file, [...prefix, ...args], options);
+}
+
+/** Runs any program to completion (SIGKILL after `timeoutMs`, default 15 s), output collected. */
+export function runCommand(
+  file: string,
+  args: readonly string[],
+  options: RunOptions = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_BIN, ...args], {
+    const child = spawn(file, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...options.env },
       cwd: options.cwd ?? REPO_ROOT,
