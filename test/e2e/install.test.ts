@@ -49,7 +49,7 @@ interface Manifest {
 /** The publishable packages, dependencies first, and what each ships beside dist/. */
 const PACKAGES = [
   { dir: 'codec', extra: [] },
-  { dir: 'container', extra: ['schema.json'] },
+  { dir: 'container', extra: ['schema.json', 'stats.schema.json'] },
   { dir: 'cli', extra: ['bin/uwsgi-ts.js'] },
 ] as const;
 type PackageDir = (typeof PACKAGES)[number]['dir'];

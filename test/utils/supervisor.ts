@@ -51,6 +51,8 @@ export interface SupervisorSpec {
   readonly logFile?: string;
   /** Access records (default true: the tests read them). */
   readonly access?: boolean;
+  /** Other top-level keys, as they are (`stats`, `metrics`, ...). */
+  readonly extra?: Readonly<Record<string, unknown>>;
 }
 
 /** The config as the file holds it (JSON is YAML 1.2). */
@@ -80,6 +82,7 @@ export function renderSupervisorConfig(spec: SupervisorSpec): string {
     ...(spec.reloadMercyMs === undefined ? {} : { reloadMercyMs: spec.reloadMercyMs }),
     ...(spec.shutdownTimeoutMs === undefined ? {} : { shutdownTimeoutMs: spec.shutdownTimeoutMs }),
     ...(TRANSPORT ? { transport: TRANSPORT } : {}),
+    ...spec.extra,
   };
   return `${JSON.stringify(config, null, 2)}\n`;
 }

@@ -211,9 +211,7 @@ function emperorLines(current: Sample, previous: Sample | undefined): string[] {
       rate(num(v['requests']), old === undefined ? undefined : num(old['requests']), seconds),
       String(num(v['respawns'])),
       lastEvent(arr(v['history']), (e) =>
-        ['crashed', 'stopped', 'reloaded', 'reload-failed', 'invalid', 'throttled'].includes(
-          str(e['event']),
-        ),
+        ['crashed', 'stopped', 'reloaded', 'reload-failed', 'invalid'].includes(str(e['event'])),
       ),
     ]);
   }
