@@ -96,18 +96,23 @@ function containerLines(current: Sample, previous: Sample | undefined): string[]
   const before = new Map(
     arr(previous?.doc['workers']).map((w) => [`${num(w['id'])}:${num(w['pid'])}`, w]),
   );
-  const total = workers.reduce((n, w) => n + num(w['requests']), 0);
-  const totalBefore =
-    previous === undefined
-      ? undefined
-      : arr(previous.doc['workers']).reduce((n, w) => n + num(w['requests']), 0);
+  // Ours counts since the master started (exited workers included); uWSGI's only has workers.
+  const totalOf = (d: Doc) =>
+    typeof d['requests'] === 'number'
+      ? d['requests']
+      : arr(d['workers']).reduce((n, w) => n + num(w['requests']), 0);
+  const total = totalOf(doc);
+  const totalBefore = previous === undefined ? undefined : totalOf(previous.doc);
+  previous === undefined
+    ? undefined
+    : arr(previous.doc['workers']).reduce((n, w) => n + num(w['requests']), 0);
   const sockets = arr(doc['sockets']);
   const queue = sockets.reduce((n, s) => n + num(s['queue']), 0);
   const maxQueue = sockets.reduce((n, s) => n + num(s['max_queue']), 0);
   const started = num(doc['started_at']);
   const lines = [
     `uwsgi-ts ${str(doc['version'])} container  pid ${num(doc['pid'])}  generation ${num(doc['generation'])}  up ${uptime(started > 0 ? current.at / 1000 - started : 0)}  ${clock(current.at)}`,
-    `requests ${total}  req/s ${rate(total, totalBefore, seconds)}  in flight ${num(doc['load'])}  listen queue ${queue}/${maxQueue} (full ${num(doc['listen_queue_errors'])}x)  tx ${bytes(workers.reduce((n, w) => n + num(w['tx']), 0))}  exceptions ${workers.reduce((n, w) => n + num(w['exceptions']), 0)}`,
+    `requests ${total}  req/s ${rate(total, totalBefore, seconds)}  in flight ${num(doc['load'])}  listen queue ${queue}/${maxQueue} (full ${num(doc['listen_queue_errors'])}x)  tx ${bytes(typeof doc['tx'] === 'number' ? doc['tx'] : workers.reduce((n, w) => n + num(w['tx']), 0))}  exceptions ${typeof doc['exceptions'] === 'number' ? doc['exceptions'] : workers.reduce((n, w) => n + num(w['exceptions']), 0)}`,
     '',
   ];
   const rows = [
