@@ -215,6 +215,48 @@ describe(`uwsgi-ts CLI (transport ${TRANSPORT ?? 'default'})`, () => {
     );
   });
 
+  it('check --load: each app imported in a child process, its shape or its error (with the env: of the config)', async () => {
+    await writeFile(join(dir, 'eof.mjs'), 'export default (req, res) => { res.end("x")\n');
+    await writeFile(join(dir, 'number.cjs'), 'module.exports = 42;\n');
+    await writeFile(
+      join(dir, 'needs-env.mjs'),
+      'if (process.env.PROBE_TOKEN !== "yes") throw new Error("PROBE_TOKEN unset");\nexport default (req, res) => res.end("ok");\n',
+    );
+    await writeFile(
+      join(dir, 'load.yaml'),
+      [
+        'listeners:\n  - { protocol: http, address: 127.0.0.1:0 }',
+        'mounts:',
+        `  - { path: /plain, app: ${join(APPS_DIR, 'plain.mjs')} }`,
+        '  - { path: /env, app: ./needs-env.mjs }',
+        'env: { PROBE_TOKEN: "yes" }',
+        '',
+      ].join('\n'),
+    );
+    const good = await runCli(['check', join(dir, 'load.yaml'), '--load'], { timeoutMs: 20_000 });
+    expect(good.stderr).toBe('');
+    expect(good.code).toBe(0);
+    expect(good.stdout).toMatch(
+      /: ok\n {2}\/plain: \S+plain\.mjs: .+\n {2}\/env: \S+needs-env\.mjs: default export/,
+    );
+    await writeFile(
+      join(dir, 'broken.yaml'),
+      'listeners:\n  - { protocol: http, address: 127.0.0.1:0 }\nmounts:\n  - { path: /a, app: ./eof.mjs }\n  - { path: /b, app: ./number.cjs }\n',
+    );
+    const bad = await runCli(['check', join(dir, 'broken.yaml'), '--load'], { timeoutMs: 20_000 });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toBe('');
+    const lines = bad.stderr.trim().split('\n');
+    expect(lines[0]).toBe(
+      `${join(dir, 'broken.yaml')}: /a: ${join(dir, 'eof.mjs')}: UWSGI_ERR_APP_LOAD: cannot load app ${join(dir, 'eof.mjs')}: SyntaxError at ${join(dir, 'eof.mjs')}:2: Unexpected end of input`,
+    );
+    expect(lines[1]).toMatch(
+      /\/b: .*number\.cjs: UWSGI_ERR_APP_EXPORT: .*exports no usable app\. Exports: default \(number\)/,
+    );
+    // Without --load the files only have to exist.
+    expect((await runCli(['check', join(dir, 'broken.yaml')])).code).toBe(0);
+  });
+
   it('route: its answer for each target is what the running container does with it', async () => {
     const config = await writeConfig(dir, {
       mounts: [

@@ -142,6 +142,7 @@ async function run(
         positionals,
         {
           print: values['print'] === true,
+          load: values['load'] === true,
           vassalDefaults: stringOption(values, 'vassal-defaults'),
         },
         io,

@@ -152,7 +152,8 @@ export const COMMANDS: readonly CommandSpec[] = [
     maxArgs: Number.POSITIVE_INFINITY,
     summary: 'Validate config files; print every issue as file:line:col path message.',
     details: [
-      'Each CONFIG is parsed, interpolated with the environment, validated and checked like `run` would, without listening or loading apps. Issues go to stderr, one per line; "FILE: ok" lines (or, with --print, the effective configs) go to stdout.',
+      'Each CONFIG is parsed, interpolated with the environment, validated and checked like `run` would (every app file must exist), without listening or loading apps. Issues go to stderr, one per line; "FILE: ok" lines (or, with --print, the effective configs) go to stdout.',
+      'With --load, each config\'s apps are also imported in a child process, as a worker would (the config\'s env: applied, readyTimeoutMs as the limit), and each mount is reported with the shape found ("  /api: ./apps/api.mjs: default export (Express app)") or its error (syntax errors with file:line:col).',
       'Exit codes: 0 when every file is valid, 1 when any is not, 2 for usage errors.',
     ],
     options: [
@@ -161,6 +162,11 @@ export const COMMANDS: readonly CommandSpec[] = [
         short: 'p',
         type: 'boolean',
         description: 'Print each effective config (defaults filled in, paths absolute) as YAML.',
+      },
+      {
+        name: 'load',
+        type: 'boolean',
+        description: 'Also import every app in a child process and report its shape or its error.',
       },
       {
         name: 'vassal-defaults',

@@ -2,6 +2,8 @@
  * Public entry of `@uwsgi-ts/container`. Named exports only; anything not listed here is
  * private (STYLE.md section 3).
  */
+
+export { type ProbeResult, probeApps } from './app/probe.ts';
 export {
   type AppKind,
   type ConfigIssue,

@@ -1,15 +1,25 @@
 /**
- * `uwsgi-ts check CONFIG... [--print] [--vassal-defaults FILE]`: validate without listening or
- * loading apps; with --vassal-defaults, each CONFIG as the emperor reads a vassal file.
+ * `uwsgi-ts check CONFIG... [--print] [--load] [--vassal-defaults FILE]`: validate without
+ * listening or loading apps (--load: import them in a child process and report each); with --vassal-defaults, each CONFIG as the emperor reads a vassal file.
  */
 import { readFile } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
-import { formatIssue, readConfig, stringifyConfig, vassalVars } from '@uwsgi-ts/container';
+import { basename, relative, resolve } from 'node:path';
+import {
+  type ContainerConfig,
+  formatIssue,
+  type ProbeResult,
+  probeApps,
+  readConfig,
+  stringifyConfig,
+  vassalVars,
+} from '@uwsgi-ts/container';
 import { type CliIo, write } from '../io.ts';
 import { configIssues } from './config-errors.ts';
 
 export interface CheckOptions {
   readonly print: boolean;
+  /** Import every app in a child process and report its shape or its error. */
+  readonly load?: boolean;
   /** Read each CONFIG as a vassal: these defaults merged under it, `${VASSAL}` from its name. */
   readonly vassalDefaults?: string | undefined;
 }
@@ -45,9 +55,10 @@ export async function check(
         // One YAML stream: `---` between documents keeps the output parseable as a whole.
         await write(io.stdout, `${printed > 0 ? '---\n' : ''}${stringifyConfig(config)}`);
         printed += 1;
-      } else {
+      } else if (options.load !== true) {
         await write(io.stdout, `${file}: ok\n`);
       }
+      if (options.load === true && !(await loadApps(file, config, options.print, io))) failed += 1;
     } catch (err) {
       const issues = configIssues(err);
       if (issues === undefined) throw err;
@@ -56,4 +67,36 @@ export async function check(
     }
   }
   return failed > 0 ? 1 : 0;
+}
+
+/**
+ * `--load`: every app imported in a child process. All loaded: `FILE: ok` and one line per
+ * mount with the shape found (stdout); else each failure on stderr and false.
+ */
+async function loadApps(
+  file: string,
+  config: ContainerConfig,
+  printed: boolean,
+  io: CliIo,
+): Promise<boolean> {
+  const results = await probeApps(config, {
+    timeoutMs: config.readyTimeoutMs,
+    env: { ...process.env, ...io.env },
+  });
+  const where = (r: ProbeResult) => {
+    const app = relative(io.cwd, r.app);
+    return `${r.path}: ${app.startsWith('..') ? r.app : `./${app}`}`;
+  };
+  const failures = results.filter((r) => !r.ok);
+  if (failures.length === 0) {
+    const lines = results.map((r) => `  ${where(r)}: ${r.ok ? r.shape : ''}\n`).join('');
+    await write(printed ? io.stderr : io.stdout, `${printed ? '' : `${file}: ok\n`}${lines}`);
+    return true;
+  }
+  for (const r of failures) {
+    if (r.ok) continue;
+    const code = r.code === undefined || r.message.startsWith(r.code) ? '' : `${r.code}: `;
+    await write(io.stderr, `${file}: ${where(r)}: ${code}${r.message}\n`);
+  }
+  return false;
 }

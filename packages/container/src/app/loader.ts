@@ -457,7 +457,10 @@ function loadFailure(file: string, cause: unknown): string {
 /** `file:line:col` from V8's decorated header: "FILE:LINE", the source line, then the carets. */
 function syntaxErrorPlace(text: string): string | undefined {
   const match = /^(.+):(\d+)\n.*\n( *)\^/.exec(text);
-  return match === null ? undefined : `${match[1]}:${match[2]}:${(match[3] ?? '').length + 1}`;
+  if (match !== null) return `${match[1]}:${match[2]}:${(match[3] ?? '').length + 1}`;
+  // "Unexpected end of input" has no caret: the line (the file's last) is the place.
+  const line = /^(\/.+):(\d+)\n/.exec(text);
+  return line === null ? undefined : `${line[1]}:${line[2]}`;
 }
 
 function checkSyntax(file: string): string | undefined {
