@@ -7,6 +7,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
@@ -158,6 +159,52 @@ describe('stats server and metrics of a container', () => {
     expect(metrics.get('uwsgi_ts_workers{state="ready"}')).toBe(2);
     expect(await c.stop()).toEqual({ code: 0, signal: null });
     expect(existsSync(statsSock)).toBe(false);
+  }, 60_000);
+
+  it('listen_queue comes from the kernel: connections waiting on a blocked worker are counted, a full queue is an error', async () => {
+    const dir = suite.dir();
+    const config = await writeSupervisorConfig(dir, {
+      workers: 1,
+      listeners: [
+        { protocol: 'uwsgi', address: 'app.sock', backlog: 4 },
+        { protocol: 'http', address: '127.0.0.1:0' },
+      ],
+      extra: { stats: 'stats.sock' },
+    });
+    const c = await suite.start(config);
+    const statsSock = join(dir, 'stats.sock');
+    // The only worker blocks its event loop for 4 s: nothing is accepted meanwhile.
+    const blocked = httpGet(`${httpBase(c)}/work?ms=4000`, 20_000);
+    await waitFor(async () => {
+      const d = await fetchStats(statsSock);
+      return workersOf(d)[0]?.['status'] === 'busy' ? d : undefined;
+    }, 5000);
+    const sockets: Socket[] = [];
+    const open = () =>
+      new Promise<void>((resolve) => {
+        const s = connect({ path: join(dir, 'app.sock') });
+        s.on('error', () => resolve());
+        s.on('connect', () => resolve());
+        sockets.push(s);
+      });
+    try {
+      for (let i = 0; i < 3; i++) await open();
+      const three = await fetchStats(statsSock);
+      const uwsgiSocket = (three['sockets'] as Doc[]).find((x) => x['proto'] === 'uwsgi');
+      expect(uwsgiSocket).toMatchObject({ queue: 3, max_queue: 4 });
+      expect(three['listen_queue']).toBe(3);
+      for (let i = 0; i < 4; i++) await open();
+      const full = await waitFor(async () => {
+        const d = await fetchStats(statsSock);
+        return (d['listen_queue_errors'] as number) > 0 ? d : undefined;
+      }, 3000);
+      expect(full['listen_queue'] as number).toBeGreaterThanOrEqual(4);
+      await c.waitForLog((r) => String(r.msg).startsWith('listen queue full'), 3000);
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+    expect((await blocked).status).toBe(200);
+    expect(await c.stop()).toEqual({ code: 0, signal: null });
   }, 60_000);
 
   it.skipIf(!HAS_PROMTOOL)(

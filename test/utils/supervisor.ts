@@ -32,6 +32,7 @@ export interface ListenerSpec {
   readonly address: string;
   readonly mode?: string;
   readonly group?: string;
+  readonly backlog?: number;
 }
 
 export interface SupervisorSpec {
