@@ -8,7 +8,13 @@ import type { NodeHandler } from '../app/types.ts';
 import type { LimitsConfig } from '../config/types.ts';
 import type { RouteMatch, Router } from '../router/mounts.ts';
 import { type DeadlineEntry, DeadlineQueue } from '../shared/deadlines.ts';
-import { type AccessLog, accessLog, type Logger } from '../shared/log.ts';
+import {
+  type AccessLog,
+  accessLog,
+  accessRecord,
+  type Logger,
+  microsSince,
+} from '../shared/log.ts';
 import type { Stats } from '../shared/stats.ts';
 import { respondOnBehalf } from './respond.ts';
 import type { ContainerRequest, Dispatch, RequestOrigin } from './types.ts';
@@ -220,17 +226,20 @@ class InFlight implements DeadlineEntry, InFlightView {
     shared.onDone?.();
     const accessLog = shared.accessLog;
     if (accessLog === undefined) return;
-    accessLog.write({
-      method: this.req.method,
-      url: this.originalUrl,
-      status,
-      bytes: Math.max(0, (this.socket?.bytesWritten ?? 0) - this.bytesBefore),
-      durationUs: Math.round((performance.now() - this.started) * 1000),
-      mount: this.mountPath ?? null,
-      remoteAddress: this.origin.remoteAddress ?? null,
-      listener: this.origin.listener,
-      aborted: !res.writableFinished,
-    });
+    accessLog.write(
+      accessRecord(
+        this.req.method ?? null,
+        this.originalUrl,
+        status,
+        Math.max(0, (this.socket?.bytesWritten ?? 0) - this.bytesBefore),
+        microsSince(this.started),
+        this.mountPath ?? null,
+        this.origin.remoteAddress ?? null,
+        this.origin.listener,
+        !res.writableFinished,
+        null,
+      ),
+    );
   }
 
   describe(now: number): InFlightRequest {
