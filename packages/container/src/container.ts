@@ -19,7 +19,14 @@ import { type HttpListening, listenHttp } from './protocol/http.ts';
 import { type ServedConnection, type ServeHooks, serveUwsgiConnection } from './protocol/uwsgi.ts';
 import { createRouter } from './router/mounts.ts';
 import { ContainerError } from './shared/errors.ts';
-import { createLogger, flushLogger, type Logger } from './shared/log.ts';
+import {
+  type AccessLog,
+  accessLog,
+  accessRecord,
+  createLogger,
+  flushLogger,
+  type Logger,
+} from './shared/log.ts';
 import { Stats, type StatsSnapshot } from './shared/stats.ts';
 import { parseListenAddress } from './transport/address.ts';
 import { selectTransport } from './transport/index.ts';
@@ -210,6 +217,8 @@ class ContainerImpl implements Container {
       onDone: this.#options.onRequestDone,
       registry: this.#registry,
     });
+    // The listeners' own answers and refusals (dispatch logs through its own writer).
+    const access: AccessLog | undefined = config.log.access ? accessLog(log) : undefined;
 
     const baseDir = config.file === undefined ? process.cwd() : dirname(config.file);
     let transport: Transport | undefined;
@@ -237,6 +246,7 @@ class ContainerImpl implements Container {
           log,
           dispatch,
           stats: this.#stats,
+          accessLog: access,
           health: config.health,
         };
         const bound = await transport.listen(listenOptions, (conn) => this.#acceptUwsgi(conn, ctx));
@@ -248,6 +258,7 @@ class ContainerImpl implements Container {
           limits: config.limits,
           log,
           dispatch,
+          accessLog: access,
           onConnection: (socket) => this.#acceptHttp(socket),
         });
         this.#bound.push(bound);
@@ -307,6 +318,10 @@ class ContainerImpl implements Container {
   #acceptUwsgi(conn: Connection, ctx: Parameters<typeof serveUwsgiConnection>[1]): void {
     if (!this.#admit()) {
       conn.socket.destroy();
+      // No client address: the peer of a uwsgi connection is the front end, not the client.
+      ctx.accessLog?.write(
+        accessRecord(null, null, 0, 0, 0, null, null, ctx.listener, false, 'refused'),
+      );
       return;
     }
     this.#uwsgi.add(serveUwsgiConnection(conn, ctx, this.#uwsgiHooks));

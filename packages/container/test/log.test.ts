@@ -3,12 +3,13 @@ import { describe, expect, it } from 'vitest';
 import {
   type AccessRecord,
   accessLog,
+  accessRecord,
   createLogger,
   flushLogger,
   formatMicros,
 } from '../src/shared/log.ts';
 
-function rec(url: string, extra: Partial<AccessRecord> = {}): AccessRecord {
+function rec(url: string | null, extra: Partial<AccessRecord> = {}): AccessRecord {
   return {
     method: 'GET',
     url,
@@ -19,6 +20,7 @@ function rec(url: string, extra: Partial<AccessRecord> = {}): AccessRecord {
     remoteAddress: '127.0.0.1',
     listener: 'unix:/tmp/x.sock',
     aborted: false,
+    error: null,
     ...extra,
   };
 }
@@ -94,7 +96,18 @@ describe('access log batching', () => {
       rec('/a?q=1'),
       rec('/\u00e9\u0000"\\\n\u2028', { mount: null, remoteAddress: null, status: 0 }),
       rec('/gone', { aborted: true, method: 'POST', durationUs: 12500, bytes: 0 }),
-      rec('/nomethod', { method: undefined }),
+      rec('/nomethod', { method: null }),
+      rec(null, { method: null, status: 0, bytes: 0, mount: null, error: 'protocol' }),
+      rec(null, {
+        method: null,
+        status: 0,
+        bytes: 0,
+        durationUs: 0,
+        mount: null,
+        remoteAddress: null,
+        error: 'refused',
+      }),
+      rec('/big', { status: 413, mount: null }),
     ];
     const ours = capture();
     const fast = jsonLogger(ours);
@@ -102,7 +115,7 @@ describe('access log batching', () => {
     flushLogger(fast);
     const theirs = capture();
     const plain = jsonLogger(theirs).child({ component: 'access' });
-    for (const { aborted, durationUs, ...rest } of records) {
+    for (const { aborted, durationUs, error, ...rest } of records) {
       const fields = { ...rest, durationMs: durationUs / 1000 };
       // Key order as pino would get it from dispatch's record.
       const ordered = {
@@ -115,7 +128,14 @@ describe('access log batching', () => {
         remoteAddress: fields.remoteAddress,
         listener: fields.listener,
       };
-      plain.info(aborted ? { ...ordered, aborted } : ordered, 'request');
+      plain.info(
+        {
+          ...ordered,
+          ...(aborted ? { aborted } : {}),
+          ...(error === null ? {} : { error }),
+        },
+        'request',
+      );
     }
     const strip = (lines: Record<string, unknown>[]) =>
       lines.map(({ time, ...rest }) => {
@@ -123,7 +143,59 @@ describe('access log batching', () => {
         return JSON.stringify(rest);
       });
     expect(strip(ours.lines())).toEqual(strip(theirs.lines()));
-    expect(ours.lines()).toHaveLength(4);
+    expect(ours.lines()).toHaveLength(7);
+    // Every record has every field; the unknown ones are null, `aborted`/`error` only when set.
+    expect(ours.lines()[5]).toMatchObject({
+      method: null,
+      url: null,
+      status: 0,
+      bytes: 0,
+      durationMs: 0,
+      mount: null,
+      remoteAddress: null,
+      listener: 'unix:/tmp/x.sock',
+      error: 'refused',
+    });
+    expect(ours.lines()[5]).not.toHaveProperty('aborted');
+    expect(ours.lines()[0]).not.toHaveProperty('error');
+  });
+
+  it('accessRecord lists the fields in the order they are logged', () => {
+    const r = accessRecord(null, '/x', 400, 10, 5, null, null, 'l', false, null);
+    expect(Object.keys(r)).toEqual([
+      'method',
+      'url',
+      'status',
+      'bytes',
+      'durationUs',
+      'mount',
+      'remoteAddress',
+      'listener',
+      'aborted',
+      'error',
+    ]);
+  });
+
+  it('a pino child (pretty or injected logger) gets the same fields and honours the level', () => {
+    const out = capture();
+    const log = createLogger(
+      { access: true, format: 'json', level: 'info' },
+      { stdout: out.stdout },
+    ).child({});
+    const access = accessLog(log);
+    access.write(rec(null, { method: null, status: 0, error: 'protocol' }));
+    log.level = 'warn';
+    access.write(rec('/quiet'));
+    expect(out.lines()).toEqual([
+      expect.objectContaining({
+        component: 'access',
+        msg: 'request',
+        method: null,
+        url: null,
+        status: 0,
+        error: 'protocol',
+      }),
+    ]);
   });
 
   it('formats durations as JSON numbers would', () => {

@@ -8,7 +8,13 @@ import type { NodeHandler } from '../app/types.ts';
 import type { LimitsConfig } from '../config/types.ts';
 import type { RouteMatch, Router } from '../router/mounts.ts';
 import { type DeadlineEntry, DeadlineQueue } from '../shared/deadlines.ts';
-import { type AccessLog, accessLog, type Logger } from '../shared/log.ts';
+import {
+  type AccessLog,
+  accessLog,
+  accessRecord,
+  type Logger,
+  microsSince,
+} from '../shared/log.ts';
 import type { Stats } from '../shared/stats.ts';
 import { respondOnBehalf } from './respond.ts';
 import type { ContainerRequest, Dispatch, RequestOrigin } from './types.ts';
@@ -217,22 +223,25 @@ class InFlight implements DeadlineEntry, InFlightView {
     shared.registry?.delete(this);
     const status = res.headersSent ? res.statusCode : 0;
     const bytes = Math.max(0, (this.socket?.bytesWritten ?? 0) - this.bytesBefore);
-    const durationUs = Math.round((performance.now() - this.started) * 1000);
+    const durationUs = microsSince(this.started);
     shared.stats.requestFinished(this.mountIndex, status, this.req.method, durationUs, bytes);
     shared.onDone?.();
     const accessLog = shared.accessLog;
     if (accessLog === undefined) return;
-    accessLog.write({
-      method: this.req.method,
-      url: this.originalUrl,
-      status,
-      bytes,
-      durationUs,
-      mount: this.mountPath ?? null,
-      remoteAddress: this.origin.remoteAddress ?? null,
-      listener: this.origin.listener,
-      aborted: !res.writableFinished,
-    });
+    accessLog.write(
+      accessRecord(
+        this.req.method ?? null,
+        this.originalUrl,
+        status,
+        bytes,
+        durationUs,
+        this.mountPath ?? null,
+        this.origin.remoteAddress ?? null,
+        this.origin.listener,
+        !res.writableFinished,
+        null,
+      ),
+    );
   }
 
   describe(now: number): InFlightRequest {

@@ -5,13 +5,29 @@
  * `headerTimeoutMs`, `requestTimeout` from head + body deadlines (408), checked every second
  * instead of Node's default 30 s; `maxHeadersCount` from `maxVars`; `strictContentLength` on
  * every response; `maxBodySize` answered with 413 like the uwsgi listener.
+ *
+ * Access log: dispatched requests are logged by dispatch. The answers given without dispatch get
+ * one record each here: a connection refused at accept (`maxConnections`), 413 for a declared
+ * body over `maxBodySize`, and what node:http itself answers (400 for a malformed request or a
+ * missing Host, 408, 431, 417, a CONNECT closed unanswered). For those, the listener takes over
+ * node:http's own handling ('clientError', 'checkContinue', 'checkExpectation', 'connect' and
+ * `requireHostHeader`), doing what node:http does without them (lib/_http_server.js, Node 20)
+ * and writing the record.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from 'node:http';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { boundResponseState } from '../bridge/response.ts';
 import type { LimitsConfig } from '../config/types.ts';
 import { respondOnBehalf } from '../dispatch/respond.ts';
 import type { Dispatch } from '../dispatch/types.ts';
-import type { Logger } from '../shared/log.ts';
+import { type AccessLog, accessRecord, type Logger, microsSince } from '../shared/log.ts';
 import { listenServer } from '../transport/listen.ts';
 import type { Listening, ListenOptions } from '../transport/types.ts';
 
@@ -19,6 +35,8 @@ export interface HttpListenerContext {
   readonly limits: LimitsConfig;
   readonly log: Logger;
   readonly dispatch: Dispatch;
+  /** Where the answers given here go (`log.access`; undefined: off). */
+  readonly accessLog?: AccessLog | undefined;
   /**
    * Called for every accepted socket; return false to refuse it (closed at once), e.g. when
    * the container's `maxConnections` is reached.
@@ -66,6 +84,9 @@ export async function listenHttp(
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
     noDelay: true,
+    // Checked in `onRequest` instead, so that the 400 is logged (node:http answers it before any
+    // event; same test and answer: parserOnIncoming).
+    requireHostHeader: false,
   });
   server.maxHeadersCount = limits.maxVars;
   let draining = false;
@@ -84,18 +105,135 @@ export async function listenHttp(
     if (idleMayClose) closeIdleConnections();
   };
 
+  const access = ctx.accessLog;
+  /** Logs `res`, answered here without dispatch, once it closed (as dispatch logs its own). */
+  const logAnswer = (req: IncomingMessage, res: ServerResponse): void => {
+    if (access === undefined) return;
+    const started = performance.now();
+    // Read now: a destroyed socket no longer knows its peer.
+    const remoteAddress = req.socket.remoteAddress ?? null;
+    const socket = res.socket;
+    const bytesBefore = socket?.bytesWritten ?? 0;
+    res.once('close', () => {
+      access.write(
+        accessRecord(
+          req.method ?? null,
+          req.url ?? null,
+          res.headersSent ? res.statusCode : 0,
+          Math.max(0, (socket?.bytesWritten ?? 0) - bytesBefore),
+          microsSince(started),
+          null,
+          remoteAddress,
+          listener,
+          !res.writableFinished,
+          null,
+        ),
+      );
+    });
+  };
+  /**
+   * A record for a connection with no request object: refused, CONNECT, or what node:http
+   * answers to a client error. durationUs 0: node:http does not say when such a request began.
+   */
+  const logWithoutRequest = (
+    method: string | null,
+    url: string | null,
+    status: number,
+    bytes: number,
+    remoteAddress: string | undefined,
+    error: 'refused' | 'protocol' | null,
+  ): void => {
+    access?.write(
+      accessRecord(
+        method,
+        url,
+        status,
+        bytes,
+        0,
+        null,
+        remoteAddress ?? null,
+        listener,
+        false,
+        error,
+      ),
+    );
+  };
+
   server.on('connection', (socket: Socket) => {
-    if (ctx.onConnection !== undefined && !ctx.onConnection(socket)) socket.destroy();
+    if (ctx.onConnection !== undefined && !ctx.onConnection(socket)) {
+      const peer = socket.remoteAddress;
+      socket.destroy();
+      logWithoutRequest(null, null, 0, 0, peer, 'refused');
+    }
   });
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  /**
+   * HTTP/1.1 without Host: 400, `Connection: close`, as node:http's `requireHostHeader` (RFC 9112
+   * section 3.2). True when answered.
+   */
+  const refusedWithoutHost = (req: IncomingMessage, res: ServerResponse): boolean => {
+    if (
+      req.httpVersionMinor !== 1 ||
+      req.httpVersionMajor !== 1 ||
+      req.headers.host !== undefined
+    ) {
+      return false;
+    }
+    logAnswer(req, res);
+    res.writeHead(400, ['Connection', 'close']);
+    res.end();
+    return true;
+  };
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     res.strictContentLength = true;
     if (draining) res.shouldKeepAlive = false;
-    if (!withinBodyLimit(req, res, limits.maxBodySize, log)) return;
+    if (refusedWithoutHost(req, res)) return;
+    if (!withinBodyLimit(req, res, limits.maxBodySize, log, logAnswer)) return;
     ctx.dispatch(req, res, {
       protocol: 'http',
       listener,
       remoteAddress: req.socket.remoteAddress,
     });
+  };
+  server.on('request', onRequest);
+  // What node:http does for `Expect: 100-continue` without this listener, after the Host check
+  // it makes first (parserOnIncoming).
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (refusedWithoutHost(req, res)) return;
+    res.writeContinue();
+    onRequest(req, res);
+  });
+  // Any other expectation: 417, as node:http without this listener.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    if (refusedWithoutHost(req, res)) return;
+    logAnswer(req, res);
+    res.writeHead(417);
+    res.end();
+  });
+  // CONNECT: closed without an answer, as node:http without this listener.
+  server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    const peer = socket.remoteAddress;
+    socket.destroy();
+    logWithoutRequest(req.method ?? null, req.url ?? null, 0, 0, peer, 'protocol');
+  });
+  // A request node:http could not parse, or whose head or body missed its deadline
+  // (requestTimeout): its answer as in socketOnError (lib/_http_server.js, Node 20), logged.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const pending = boundResponseState(socket);
+    let status = 0;
+    let bytes = 0;
+    if (socket.writable && pending !== 'head-sent') {
+      const answer = clientErrorAnswer(err.code);
+      status = answer.status;
+      bytes = answer.bytes.length;
+      socket.write(answer.bytes);
+    }
+    const peer = socket.remoteAddress;
+    socket.destroy(err);
+    // A dispatched request in flight is logged by dispatch; a socket error (ECONNRESET) outside
+    // a request is no request.
+    if (pending === 'none' && (status !== 0 || isRequestError(err.code))) {
+      logWithoutRequest(null, null, status, bytes, peer, status === 0 ? 'protocol' : null);
+    }
   });
 
   const bound = await listenServer(server, options);
@@ -138,6 +276,7 @@ function withinBodyLimit(
   res: ServerResponse,
   maxBodySize: number,
   log: Logger,
+  logAnswer: (req: IncomingMessage, res: ServerResponse) => void,
 ): boolean {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > maxBodySize) {
@@ -145,6 +284,9 @@ function withinBodyLimit(
       { status: 413, url: req.url, contentLength: Number(declared) },
       'http request refused',
     );
+    // Never dispatched: logged here. (A chunked body over the limit, below, is answered while
+    // dispatched, and dispatch logs it.)
+    logAnswer(req, res);
     respondOnBehalf(res, 413);
     return false;
   }
@@ -168,4 +310,28 @@ function withinBodyLimit(
     return push.call(this, chunk, encoding);
   };
   return true;
+}
+
+/** node:http's own answers to a client error (lib/_http_server.js socketOnError, Node 20). */
+function clientErrorAnswer(code: string | undefined): { status: number; bytes: Buffer } {
+  const status =
+    code === 'HPE_HEADER_OVERFLOW'
+      ? 431
+      : code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'
+        ? 413
+        : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? 408
+          : 400;
+  return {
+    status,
+    bytes: Buffer.from(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`,
+      'ascii',
+    ),
+  };
+}
+
+/** A parse error (llhttp's `HPE_*`) or a missed head/request deadline: a request was coming. */
+function isRequestError(code: string | undefined): boolean {
+  return code !== undefined && (code.startsWith('HPE_') || code === 'ERR_HTTP_REQUEST_TIMEOUT');
 }

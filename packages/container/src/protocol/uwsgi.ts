@@ -29,9 +29,16 @@
  * on the net transport that is a FIN, and the socket is destroyed when the peer closes (bounded).
  * Closing with unread input would send RST, which can destroy response bytes the front end has
  * not read yet.
+ *
+ * Access log: a dispatched request is logged by dispatch. Of the outcomes above, 400/411/413 get
+ * one record here when they are written, and a connection closed after at least one byte without
+ * a request dispatched or an answer written gets one with `status` 0 when it closes (`error:
+ * "protocol"` when the container gave up on it, `aborted` when the peer left). Health answers
+ * and pongs get none, nor does a connection that never sent a byte.
  */
 
 import { STATUS_CODES } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import {
   type DecoderHandler,
   encodePong,
@@ -54,7 +61,13 @@ import { type ResponseOwner, UwsgiServerResponse } from '../bridge/response.ts';
 import type { LimitsConfig } from '../config/types.ts';
 import type { Dispatch, RequestOrigin } from '../dispatch/types.ts';
 import { type DeadlineEntry, DeadlineQueue } from '../shared/deadlines.ts';
-import type { Logger } from '../shared/log.ts';
+import {
+  type AccessError,
+  type AccessLog,
+  accessRecord,
+  type Logger,
+  microsSince,
+} from '../shared/log.ts';
 import type { Stats } from '../shared/stats.ts';
 import type { Connection, ReadSink } from '../transport/types.ts';
 import { healthAnswer, healthAnswerPacket, healthPathBytes } from './health.ts';
@@ -66,6 +79,12 @@ export interface UwsgiListenerContext {
   readonly log: Logger;
   readonly dispatch: Dispatch;
   readonly stats: Stats;
+  /**
+   * Where the answers given here go (`log.access`; undefined: off): 400/411/413, and one record
+   * with `status` 0 for a connection that sent bytes but was neither answered nor dispatched.
+   * Dispatched requests are logged by dispatch; health answers and pongs are not logged.
+   */
+  readonly accessLog?: AccessLog | undefined;
   /** Config `health`: the path answered here (health.ts), before any http object. */
   readonly health?: string | undefined;
 }
@@ -186,6 +205,13 @@ class UwsgiExchange
   #dispatchPending = false;
   /** Declared body bytes not received yet (sizes the transport's kept reads). */
   #bodyLeft = 0;
+  /**
+   * When the head started to arrive (`performance.now()`), for access records; 0 when the
+   * connection's first read held the whole head (its answer came within that read).
+   */
+  #startedAt = 0;
+  /** The container closes the connection without a response (#refuse, a failure of ours). */
+  #gaveUp = false;
 
   static #stateFor(ctx: UwsgiListenerContext): ContextState {
     let found = stateByContext.get(ctx);
@@ -225,9 +251,13 @@ class UwsgiExchange
     // head (nearly always behind nginx), the head deadline has nothing left to bound. Otherwise
     // it starts now, microseconds after accept (only that one read attempt has run).
     this.#conn.start(this);
-    // RELIABILITY.md invariant 3: a total deadline for the whole head, not a per-read idle
-    // timer that a slow sender could extend forever (U28).
-    if (this.#phase === 'head') this.#shared.head?.add(this);
+    if (this.#phase === 'head') {
+      const now = performance.now();
+      this.#startedAt = now;
+      // RELIABILITY.md invariant 3: a total deadline for the whole head, not a per-read idle
+      // timer that a slow sender could extend forever (U28).
+      this.#shared.head?.add(this, now);
+    }
   }
 
   destroy(): void {
@@ -381,14 +411,19 @@ class UwsgiExchange
       if (!(err instanceof UwsgiError)) throw err;
       // U05/U12: a readable head that is no valid request. The body length is unknown (a bad
       // CONTENT_LENGTH is one reason), so everything up to EOF is taken as body and dropped.
-      this.#reject(400, err.message, err.code);
+      this.#reject(400, err.message, err.code, fromVars(vars));
       this.#armBodyDeadline();
       return undefined;
     }
     if (request.contentLength === 0 && hasTransferCoding(request.headers)) {
       // The body exists but nothing frames it (module comment): refuse rather than drop it.
       // Whatever follows (raw chunks, if anything) is read to EOF and dropped, as for a 400.
-      this.#reject(411, 'Transfer-Encoding without CONTENT_LENGTH: the body cannot be framed');
+      this.#reject(
+        411,
+        'Transfer-Encoding without CONTENT_LENGTH: the body cannot be framed',
+        undefined,
+        fromRequest(request),
+      );
       this.#armBodyDeadline();
       return undefined;
     }
@@ -397,6 +432,8 @@ class UwsgiExchange
       this.#reject(
         413,
         `CONTENT_LENGTH ${request.contentLength} exceeds maxBodySize ${limits.maxBodySize}`,
+        undefined,
+        fromRequest(request),
       );
       this.#armBodyDeadline();
       return request.contentLength;
@@ -481,19 +518,46 @@ class UwsgiExchange
     this.#maybeLinger();
   }
 
-  #reject(status: number, reason: string, code?: string): void {
+  #reject(status: number, reason: string, code: string | undefined, head: KnownHead): void {
     this.#ctx.log.info(
       { status, reason, ...(code === undefined ? {} : { code }), ...this.#peer() },
       'uwsgi request refused',
     );
     const body = `${status} ${STATUS_CODES[status] ?? ''}\n`;
-    this.#respondRaw(
+    const response =
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
-        'Content-Type: text/plain; charset=utf-8\r\n' +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-        `Date: ${new Date().toUTCString()}\r\n` +
-        'Connection: close\r\n\r\n' +
-        body,
+      'Content-Type: text/plain; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Date: ${new Date().toUTCString()}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body;
+    this.#respondRaw(response);
+    this.#recordAccess(head, status, Buffer.byteLength(response), false, null);
+  }
+
+  /** One access record for this connection (never for a dispatched request: dispatch logs it). */
+  #recordAccess(
+    head: KnownHead,
+    status: number,
+    bytes: number,
+    aborted: boolean,
+    error: AccessError | null,
+  ): void {
+    const access = this.#ctx.accessLog;
+    if (access === undefined) return;
+    access.write(
+      accessRecord(
+        head.method,
+        head.url,
+        status,
+        bytes,
+        this.#startedAt === 0 ? 0 : microsSince(this.#startedAt),
+        null,
+        head.remoteAddress,
+        this.#ctx.listener,
+        aborted,
+        error,
+      ),
     );
   }
 
@@ -556,6 +620,7 @@ class UwsgiExchange
     if (!(err instanceof UwsgiError) && !(err instanceof Refusal)) {
       // Thrown inside a decoder callback: a bug of ours, or an app 'data' listener that
       // req.push() ran synchronously. Only this connection is lost, the process carries on.
+      this.#gaveUp = true;
       this.#ctx.log.error({ err, ...this.#peer() }, 'uwsgi connection failed');
       this.#abortRequest();
       this.destroy();
@@ -569,6 +634,7 @@ class UwsgiExchange
 
   /** REJ: one record with the reason, code, peer and sizes; the caller closes. */
   #refuse(reason: string, code: string | undefined): void {
+    this.#gaveUp = true;
     this.#ctx.stats.protocolErrors++;
     const header = this.#decoder?.header;
     this.#ctx.log.warn(
@@ -595,6 +661,12 @@ class UwsgiExchange
     this.#phase = 'closed';
     this.#clearTimer();
     const req = this.#req;
+    if (req === undefined && !this.#responded && this.#bytesIn > 0) {
+      // Bytes came, but no request was dispatched and no answer went out: refused here (a
+      // framing error, the head deadline) or the peer left mid-head. Idle connections (no byte)
+      // are no request and get no record.
+      this.#recordAccess(UNKNOWN_HEAD, 0, 0, !this.#gaveUp, this.#gaveUp ? 'protocol' : null);
+    }
     if (req !== undefined && !req.destroyed) {
       // As _http_server.js abortIncoming: a request whose exchange did not finish learns that
       // its client is gone ('aborted' if its body was incomplete, then 'close').
@@ -620,6 +692,54 @@ class UwsgiExchange
       listener: this.#ctx.listener,
     };
   }
+}
+
+/** What an access record says of a request the container answered itself. */
+interface KnownHead {
+  readonly method: string | null;
+  readonly url: string | null;
+  /** REMOTE_ADDR: the client as the front end reported it (never the front end's own peer). */
+  readonly remoteAddress: string | null;
+}
+
+/** No vars were decoded (a framing error, the head deadline, the peer gone mid-head). */
+const UNKNOWN_HEAD: KnownHead = { method: null, url: null, remoteAddress: null };
+
+function fromRequest(request: UwsgiRequest): KnownHead {
+  return {
+    method: request.method,
+    url: request.url,
+    remoteAddress: request.remoteAddress === '' ? null : request.remoteAddress,
+  };
+}
+
+/**
+ * Method, target and client of vars that are no valid request (400), as far as they are there:
+ * REQUEST_METHOD, REQUEST_URI (else PATH_INFO with `?QUERY_STRING`), REMOTE_ADDR; raw, first
+ * value of each; absent or empty -> null.
+ */
+function fromVars(vars: UwsgiVars): KnownHead {
+  let method: string | undefined;
+  let uri: string | undefined;
+  let pathInfo: string | undefined;
+  let query: string | undefined;
+  let remoteAddress: string | undefined;
+  for (const [name, value] of vars) {
+    if (name === 'REQUEST_METHOD') method ??= value;
+    else if (name === 'REQUEST_URI') uri ??= value;
+    else if (name === 'PATH_INFO') pathInfo ??= value;
+    else if (name === 'QUERY_STRING') query ??= value;
+    else if (name === 'REMOTE_ADDR') remoteAddress ??= value;
+  }
+  let url = uri === '' ? undefined : uri;
+  if (url === undefined && pathInfo !== undefined && pathInfo !== '') {
+    url = query === undefined || query === '' ? pathInfo : `${pathInfo}?${query}`;
+  }
+  return {
+    method: method === undefined || method === '' ? null : method,
+    url: url ?? null,
+    remoteAddress: remoteAddress === undefined || remoteAddress === '' ? null : remoteAddress,
+  };
 }
 
 function codeOf(err: unknown): string | undefined {

@@ -5,6 +5,7 @@
  */
 import { closeSync, fstatSync, openSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 
 /** The `log:` section of the config (re-exported by `config/types.ts`). */
@@ -118,11 +119,16 @@ export function createLogger(log: LogConfig, options: CreateLoggerOptions = {}):
   return logger;
 }
 
-/** What dispatch knows of a request once its response finished or its connection closed. */
+/**
+ * One access record: a request dispatch settled, or an answer the container gave without
+ * dispatch (a refused connection, a packet it could not read, 400/411/413... before the app).
+ * Built by {@link accessRecord} only, so every record has the same fields in the same order.
+ */
 export interface AccessRecord {
-  readonly method: string | undefined;
-  /** The full request target as received (before mount stripping). */
-  readonly url: string;
+  /** null when the container answered before it could read one (a framing error, a refusal). */
+  readonly method: string | null;
+  /** The full request target as received (before mount stripping); null as for `method`. */
+  readonly url: string | null;
   /** 0 when no response head went out. */
   readonly status: number;
   /** Response bytes written to the connection (head included). */
@@ -134,9 +140,43 @@ export interface AccessRecord {
   readonly listener: string;
   /** The connection closed before the response finished. */
   readonly aborted: boolean;
+  /** Why no request reached dispatch and none was answered (logged only when not null). */
+  readonly error: AccessError | null;
 }
 
-/** Where dispatch sends one `"msg":"request"` record per request. */
+/**
+ * `refused`: the connection was closed at accept (`limits.maxConnections` reached);
+ * `protocol`: the container closed it without a response because it could not read a request
+ * from it (a uwsgi framing error, an unsupported modifier1, the head deadline, an HTTP CONNECT).
+ */
+export type AccessError = 'refused' | 'protocol';
+
+/**
+ * The one place the fields of an access record are listed (dispatch and the listeners' own
+ * answers both build theirs here). Positional, so dispatch's call allocates the record and
+ * nothing else, and every record has one shape.
+ */
+export function accessRecord(
+  method: string | null,
+  url: string | null,
+  status: number,
+  bytes: number,
+  durationUs: number,
+  mount: string | null,
+  remoteAddress: string | null,
+  listener: string,
+  aborted: boolean,
+  error: AccessError | null,
+): AccessRecord {
+  return { method, url, status, bytes, durationUs, mount, remoteAddress, listener, aborted, error };
+}
+
+/** Microseconds since `started` (a `performance.now()` reading), as access records take them. */
+export function microsSince(started: number): number {
+  return Math.round((performance.now() - started) * 1000);
+}
+
+/** Where dispatch and the listeners send one `"msg":"request"` record per request. */
 export interface AccessLog {
   write(record: AccessRecord): void;
 }
@@ -146,9 +186,9 @@ export interface AccessLog {
  *
  * When `logger` came from `createLogger` with JSON output, a record is formatted here, straight
  * to the line pino would print for `child({ component: 'access' }).info(record, 'request')`
- * (same keys, same order, `aborted` only when true), and appended to a batch written at most
- * every {@link FLUSH_MS} (or per {@link BATCH_BYTES}) instead of with a write(2) per request.
- * Going through pino cost 4-5 µs per request behind nginx (its generic serialiser, then a string
+ * (same keys, same order, `aborted` only when true, `error` only when set), and appended to a
+ * batch written at most every {@link FLUSH_MS} (or per {@link BATCH_BYTES}) instead of with a
+ * write(2) per request. Going through pino cost 4-5 µs per request behind nginx (its generic serialiser, then a string
  * batch converted on flush); this is one template string and one encode into the batch buffer
  * (docs/fast-transport.md, "Container per-request cost"). Every other record flushes the batch
  * before it is written, so the output keeps the order of the calls; `flushLogger()` (the
@@ -163,7 +203,7 @@ export function accessLog(logger: Logger): AccessLog {
     const child = logger.child({ component: 'access' });
     return {
       write(r) {
-        const fields = {
+        const fields: Record<string, unknown> = {
           method: r.method,
           url: r.url,
           status: r.status,
@@ -173,7 +213,9 @@ export function accessLog(logger: Logger): AccessLog {
           remoteAddress: r.remoteAddress,
           listener: r.listener,
         };
-        child.info(r.aborted ? { ...fields, aborted: true } : fields, 'request');
+        if (r.aborted) fields.aborted = true;
+        if (r.error !== null) fields.error = r.error;
+        child.info(fields, 'request');
       },
     };
   }
@@ -194,11 +236,12 @@ export function accessLog(logger: Logger): AccessLog {
       // pino's own check (levelVal is the numeric level; info is 30).
       if (logger.levelVal > 30) return;
       writer.writeDeferred(
-        `{"level":30,"time":${Date.now()}${bindings}${r.method === undefined ? '' : `,"method":${method.of(r.method)}`}` +
-          `,"url":${jsonString(r.url)},"status":${r.status},"bytes":${r.bytes}` +
+        `{"level":30,"time":${Date.now()}${bindings},"method":${r.method === null ? 'null' : method.of(r.method)}` +
+          `,"url":${r.url === null ? 'null' : jsonString(r.url)},"status":${r.status},"bytes":${r.bytes}` +
           `,"durationMs":${formatMicros(r.durationUs)},"mount":${r.mount === null ? 'null' : mount.of(r.mount)}` +
           `,"remoteAddress":${r.remoteAddress === null ? 'null' : peer.of(r.remoteAddress)}` +
-          `,"listener":${listener.of(r.listener)}${r.aborted ? ',"aborted":true' : ''},"msg":"request"}\n`,
+          `,"listener":${listener.of(r.listener)}${r.aborted ? ',"aborted":true' : ''}` +
+          `${r.error === null ? '' : `,"error":"${r.error}"`},"msg":"request"}\n`,
       );
     },
   };
