@@ -53,6 +53,7 @@ export interface WorkerFacts {
   readonly vsz: number | undefined;
   readonly spawnedAt: number;
   readonly stats: StatsSnapshot | undefined;
+  readonly responsive: boolean;
   readonly slot: {
     readonly respawns: number;
     readonly harakiris: number;
@@ -137,7 +138,8 @@ function workerDocument(w: WorkerFacts, facts: ContainerFacts): Record<string, u
     harakiri_count: w.slot.harakiris,
     signals: 0,
     signal_queue: 0,
-    status: w.state === 'ready' ? (inFlight > 0 ? 'busy' : 'idle') : w.state,
+    // A worker that cannot answer the master is busy, whatever its last report said.
+    status: w.state === 'ready' ? (inFlight > 0 || !w.responsive ? 'busy' : 'idle') : w.state,
     rss: w.rss ?? 0,
     vsz: w.vsz ?? 0,
     running_time: s?.runningTimeUs ?? 0,
@@ -173,6 +175,7 @@ function workerDocument(w: WorkerFacts, facts: ContainerFacts): Record<string, u
     generation: w.generation,
     state: w.state,
     in_flight: inFlight,
+    responsive: w.responsive,
     last_exit: last === undefined ? null : last,
     history: w.slot.history,
   };

@@ -63,6 +63,8 @@ export interface MasterStats {
     /** Milliseconds since the epoch when it was forked. */
     readonly spawnedAt: number;
     readonly stats: StatsSnapshot | undefined;
+    /** It answered the stats request (false: its event loop is blocked; `stats` is its last report). */
+    readonly responsive: boolean;
     readonly slot: SlotView;
   }[];
   /** Worker exits by reason since the master started. */
@@ -515,7 +517,8 @@ export class Master {
       lifetime: sumStats([this.#retired, ...workers.map((w, i) => snapshots[i] ?? w.lastStats)]),
       workers: workers.map((w, i) => {
         const memory = w.memory();
-        const stats = snapshots[i];
+        // A worker that did not answer within 1 s has a blocked event loop: its last report.
+        const stats = snapshots[i] ?? w.lastStats;
         return {
           id: w.id,
           pid: w.pid,
@@ -527,6 +530,7 @@ export class Master {
           vsz: memory?.vsz,
           spawnedAt: w.spawnedAt,
           stats,
+          responsive: snapshots[i] !== undefined,
           slot: this.#slots.view(w.id),
         };
       }),

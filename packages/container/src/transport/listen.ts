@@ -69,7 +69,9 @@ function bind(server: Server, target: ListenTarget, backlog: number): Promise<vo
         server.listen({ host: target.host, port: target.port, backlog });
         break;
       case 'fd':
-        server.listen({ fd: target.fd, backlog });
+        // Positional: net.Server#listen ignores `options.backlog` when given an fd (lib/net.js
+        // passes only the positional backlog for the handle form) and would listen with 511.
+        server.listen({ fd: target.fd }, backlog);
         break;
       case 'unix': {
         // bind(2) happens synchronously inside listen() on the primary (net.js setupListenHandle
