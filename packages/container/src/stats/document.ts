@@ -42,18 +42,23 @@ export interface ListenerFacts {
   readonly reading: QueueReading | undefined;
 }
 
+/** One live worker as the master sees it (supervisor/master.ts `stats()`). */
 export interface WorkerFacts {
   readonly id: number;
   readonly pid: number;
   readonly generation: number;
   readonly state: string;
+  /** Still in the serving generation (false: draining after a reload or recycle). */
   readonly current: boolean;
   readonly requests: number;
   readonly rss: number | undefined;
   readonly vsz: number | undefined;
+  /** Milliseconds since the epoch when it was forked. */
   readonly spawnedAt: number;
   readonly stats: StatsSnapshot | undefined;
+  /** It answered the stats request (false: its event loop is blocked; `stats` is its last report). */
   readonly responsive: boolean;
+  /** Its slot's record (supervisor/slots.ts). */
   readonly slot: {
     readonly respawns: number;
     readonly harakiris: number;

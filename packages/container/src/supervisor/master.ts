@@ -11,10 +11,11 @@ import type { ContainerConfig } from '../config/types.ts';
 import { ContainerError } from '../shared/errors.ts';
 import { createLogger, flushLogger, type Logger, reopenLogFiles } from '../shared/log.ts';
 import { addSnapshots, type StatsSnapshot, settledSnapshot } from '../shared/stats.ts';
+import type { WorkerFacts } from '../stats/document.ts';
 import type { ErrorInfo, ExitReason, HarakiriReport } from '../worker/ipc.ts';
 import { Backoff } from './backoff.ts';
 import { Generation, type GenerationContext } from './generation.ts';
-import { Slots, type SlotView } from './slots.ts';
+import { Slots } from './slots.ts';
 import { type BoundSocket, bindListener, listenerKey } from './sockets.ts';
 import { type SystemdSockets, systemdSockets } from './systemd.ts';
 import { describeExit, type WorkerExit, type WorkerProcess } from './worker-process.ts';
@@ -50,23 +51,8 @@ export interface MasterStats {
    * worker that has exited (Prometheus counters must never go down when a worker is replaced).
    */
   readonly lifetime: StatsSnapshot | undefined;
-  readonly workers: readonly {
-    readonly id: number;
-    readonly pid: number;
-    readonly generation: number;
-    readonly state: string;
-    /** Still in the serving generation (false: draining after a reload or recycle). */
-    readonly current: boolean;
-    readonly requests: number;
-    readonly rss: number | undefined;
-    readonly vsz: number | undefined;
-    /** Milliseconds since the epoch when it was forked. */
-    readonly spawnedAt: number;
-    readonly stats: StatsSnapshot | undefined;
-    /** It answered the stats request (false: its event loop is blocked; `stats` is its last report). */
-    readonly responsive: boolean;
-    readonly slot: SlotView;
-  }[];
+  /** Live workers: the serving generation's and those draining. */
+  readonly workers: readonly WorkerFacts[];
   /** Worker exits by reason since the master started. */
   readonly exits: Readonly<Partial<Record<ExitReason, number>>>;
 }
