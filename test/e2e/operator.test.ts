@@ -189,10 +189,13 @@ describe('stats server and metrics of a container', () => {
       });
     try {
       for (let i = 0; i < 3; i++) await open();
-      const three = await fetchStats(statsSock);
+      // The queues are sampled once a second: the next sample sees the three.
+      const three = await waitFor(async () => {
+        const d = await fetchStats(statsSock);
+        return d['listen_queue'] === 3 ? d : undefined;
+      }, 5000);
       const uwsgiSocket = (three['sockets'] as Doc[]).find((x) => x['proto'] === 'uwsgi');
       expect(uwsgiSocket).toMatchObject({ queue: 3, max_queue: 4 });
-      expect(three['listen_queue']).toBe(3);
       for (let i = 0; i < 4; i++) await open();
       const full = await waitFor(async () => {
         const d = await fetchStats(statsSock);

@@ -215,6 +215,20 @@ describe(`uwsgi-ts CLI (transport ${TRANSPORT ?? 'default'})`, () => {
     );
   });
 
+  it('the example Express app (pnpm symlinked node_modules) loads in a worker whose stdout is a pipe', async () => {
+    // A stat of the pipe used to be the last one before the apps loaded: Node's realpath then
+    // kept the symlinked path of express and its dependencies were not found (stat-buffer.ts).
+    const config = join(dir, 'example-api.yaml');
+    await writeFile(
+      config,
+      `listeners:\n  - { protocol: http, address: 127.0.0.1:0 }\nmounts:\n  - { path: /api, app: ${join(REPO_ROOT, 'examples', 'apps', 'api.mjs')} }\n`,
+    );
+    container = await startContainer(config);
+    const res = await request(`http://${container.address('http')}/api/users/42`);
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body.toString())).toMatchObject({ id: '42', name: 'Grace' });
+  });
+
   it('check --load: each app imported in a child process, its shape or its error (with the env: of the config)', async () => {
     await writeFile(join(dir, 'eof.mjs'), 'export default (req, res) => { res.end("x")\n');
     await writeFile(join(dir, 'number.cjs'), 'module.exports = 42;\n');

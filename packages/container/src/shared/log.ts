@@ -3,10 +3,11 @@
  * shippers and the e2e tests read), pino-pretty for humans on a TTY. Library code never writes
  * to the console; everything goes through an injected `Logger`.
  */
-import { closeSync, fstatSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readlinkSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
+import { forgetSocketStat } from './stat-buffer.ts';
 
 /** The `log:` section of the config (re-exported by `config/types.ts`). */
 export interface LogConfig {
@@ -386,11 +387,20 @@ const PIPE_BUF = 4096;
 function isPipe(out: NodeJS.WritableStream): boolean {
   const fd = (out as { fd?: unknown }).fd;
   if (typeof fd !== 'number') return !(out instanceof LogFile);
+  // Linux: the fd's link names its kind without a stat (see shared/stat-buffer.ts).
+  try {
+    const link = readlinkSync(`/proc/self/fd/${fd}`);
+    return link.startsWith('pipe:') || link.startsWith('socket:');
+  } catch {
+    // No procfs: stat it.
+  }
   try {
     const st = fstatSync(fd);
     return st.isFIFO() || st.isSocket();
   } catch {
     return true;
+  } finally {
+    forgetSocketStat();
   }
 }
 

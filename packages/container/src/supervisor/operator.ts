@@ -25,6 +25,12 @@ export class Operator {
   /** Sockets found full at the last sample: one warning per episode, not one per second. */
   readonly #full = new Set<string>();
   readonly #inodes = new Map<string, string | undefined>();
+  /**
+   * The last kernel reading and when it was taken: a stats document or a scrape reuses the
+   * sampler's (at most SAMPLE_MS old) instead of running `ss` again; one read at a time.
+   */
+  #readings: { at: number; map: Map<string, QueueReading> } | undefined;
+  #reading: Promise<Map<string, QueueReading>> | undefined;
 
   constructor(master: Master, log: Logger) {
     this.#master = master;
@@ -106,14 +112,23 @@ export class Operator {
     return { facts };
   }
 
-  async #listeners(): Promise<ListenerFacts[]> {
+  async #queues(maxAgeMs: number): Promise<Map<string, QueueReading>> {
+    const cached = this.#readings;
+    if (cached !== undefined && Date.now() - cached.at <= maxAgeMs) return cached.map;
+    this.#reading ??= readListenQueues()
+      .catch(() => new Map<string, QueueReading>())
+      .then((map) => {
+        this.#readings = { at: Date.now(), map };
+        this.#reading = undefined;
+        return map;
+      });
+    return this.#reading;
+  }
+
+  /** The listeners with their queues, from a kernel reading at most `maxAgeMs` old. */
+  async #listeners(maxAgeMs = (SAMPLE_MS * 3) / 2): Promise<ListenerFacts[]> {
     const sockets = this.#master.listenerSockets();
-    let readings: Map<string, QueueReading>;
-    try {
-      readings = await readListenQueues();
-    } catch {
-      readings = new Map();
-    }
+    const readings = await this.#queues(maxAgeMs);
     return Promise.all(
       sockets.map(async (s) => {
         // By fd and address: a reload may close a listener and its fd number be reused.
@@ -133,7 +148,8 @@ export class Operator {
   async #sample(): Promise<void> {
     let listeners: ListenerFacts[];
     try {
-      listeners = await this.#listeners();
+      // Fresh unless a document or a scrape just read the queues.
+      listeners = await this.#listeners(SAMPLE_MS / 4);
     } catch {
       return;
     }

@@ -8,12 +8,24 @@
  * socket file is created under a umask derived from `mode`, so its permissions are never wider
  * than configured, not even between bind(2) and a later chmod(2) (R15).
  */
+
+import type { Stats } from 'node:fs';
 import { chmodSync } from 'node:fs';
-import { lstat, unlink } from 'node:fs/promises';
+import { lstat as lstatRaw, unlink } from 'node:fs/promises';
 import { connect, type Server } from 'node:net';
 import { ContainerError } from '../shared/errors.ts';
+import { forgetSocketStat } from '../shared/stat-buffer.ts';
 import { formatListenTarget } from './address.ts';
 import type { Listening, ListenOptions, ListenTarget } from './types.ts';
+
+/** lstat of a path that may be a socket, without leaving a socket in Node's stat buffer. */
+async function lstat(path: string): Promise<Stats> {
+  try {
+    return await lstatRaw(path);
+  } finally {
+    forgetSocketStat();
+  }
+}
 
 /** How long the liveness probe of an existing unix socket may take before it counts as live. */
 const PROBE_TIMEOUT_MS = 1000;
