@@ -173,8 +173,10 @@ describe('stats server and metrics of a container', () => {
     });
     const c = await suite.start(config);
     const statsSock = join(dir, 'stats.sock');
-    // The only worker blocks its event loop for 4 s: nothing is accepted meanwhile.
-    const blocked = httpGet(`${httpBase(c)}/work?ms=4000`, 20_000);
+    // The only worker blocks its event loop for 8 s: nothing is accepted meanwhile.
+    const blocked = httpGet(`${httpBase(c)}/work?ms=8000`, 30_000);
+    // Awaited at the end; if the test fails first, the container's end must not be unhandled.
+    blocked.catch(() => undefined);
     await waitFor(async () => {
       const d = await fetchStats(statsSock);
       return workersOf(d)[0]?.['status'] === 'busy' ? d : undefined;
@@ -193,14 +195,14 @@ describe('stats server and metrics of a container', () => {
       const three = await waitFor(async () => {
         const d = await fetchStats(statsSock);
         return d['listen_queue'] === 3 ? d : undefined;
-      }, 5000);
+      }, 6000);
       const uwsgiSocket = (three['sockets'] as Doc[]).find((x) => x['proto'] === 'uwsgi');
       expect(uwsgiSocket).toMatchObject({ queue: 3, max_queue: 4 });
       for (let i = 0; i < 4; i++) await open();
       const full = await waitFor(async () => {
         const d = await fetchStats(statsSock);
         return (d['listen_queue_errors'] as number) > 0 ? d : undefined;
-      }, 3000);
+      }, 6000);
       expect(full['listen_queue'] as number).toBeGreaterThanOrEqual(4);
       await c.waitForLog((r) => String(r.msg).startsWith('listen queue full'), 3000);
     } finally {
@@ -209,6 +211,25 @@ describe('stats server and metrics of a container', () => {
     expect((await blocked).status).toBe(200);
     expect(await c.stop()).toEqual({ code: 0, signal: null });
   }, 60_000);
+
+  it('a raw stats client that never closes its end does not keep the master from stopping', async () => {
+    const dir = suite.dir();
+    const config = await writeSupervisorConfig(dir, { workers: 1, extra: { stats: 'stats.sock' } });
+    const c = await suite.start(config);
+    const lingering: Socket[] = [];
+    for (let i = 0; i < 3; i++) {
+      const socket = connect({ path: join(dir, 'stats.sock'), allowHalfOpen: true });
+      socket.on('error', () => undefined);
+      // Never reads, never ends its side.
+      socket.pause();
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      lingering.push(socket);
+    }
+    const started = performance.now();
+    expect(await c.stop('SIGTERM', 15_000)).toEqual({ code: 0, signal: null });
+    expect(performance.now() - started).toBeLessThan(5000);
+    for (const socket of lingering) socket.destroy();
+  }, 30_000);
 
   it.skipIf(!HAS_PROMTOOL)(
     'promtool check metrics finds nothing to say',

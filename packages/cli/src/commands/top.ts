@@ -17,7 +17,8 @@ export interface TopOptions {
 
 export async function top(address: string, options: TopOptions, io: CliIo): Promise<number> {
   const tty = io.stdout.isTTY === true;
-  const timeoutMs = Math.max(1000, options.intervalMs);
+  // Longer than the master waits for a blocked worker (1 s): the screen that shows it is busy.
+  const timeoutMs = options.intervalMs + 3000;
   let previous: { doc: Record<string, unknown>; at: number } | undefined;
   const frame = async (): Promise<{ text: string; ok: boolean }> => {
     const at = Date.now();
@@ -39,7 +40,6 @@ export async function top(address: string, options: TopOptions, io: CliIo): Prom
       const { text, ok } = await frame();
       failed = !ok;
       await write(ok ? io.stdout : io.stderr, `${text}\n\n`);
-      if (!ok && options.count !== undefined) return 1;
     }
     return failed ? 1 : 0;
   }

@@ -12,8 +12,14 @@ interface Sample {
 }
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+/** Control characters (C0, DEL, C1): an app's text must not drive the terminal. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+/** Text from the document, with control characters (ESC, newlines) made visible, never run. */
+const clean = (text: string): string =>
+  text.replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 const str = (v: unknown): string =>
-  typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v);
+  clean(typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v));
 const arr = (v: unknown): Doc[] =>
   Array.isArray(v) ? (v.filter((x) => typeof x === 'object' && x !== null) as Doc[]) : [];
 

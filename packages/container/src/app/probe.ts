@@ -7,6 +7,7 @@ import { fork } from 'node:child_process';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ContainerConfig } from '../config/types.ts';
+import { workerExecArgv } from '../supervisor/worker-process.ts';
 
 export type ProbeResult =
   | {
@@ -38,7 +39,8 @@ export function probeApps(
       env: { ...(options.env ?? process.env), ...config.env },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       serialization: 'json',
-      execArgv: [],
+      // The workers' flags (a loader such as --import tsx), without the test runner's conditions.
+      execArgv: workerExecArgv(process.execArgv),
     });
     const results: ProbeResult[] = [];
     let stderr = '';

@@ -63,6 +63,14 @@ export interface WorkerFacts {
     readonly respawns: number;
     readonly harakiris: number;
     readonly history: readonly LifecycleEvent[];
+    /** The slot's exited processes' counters, summed. */
+    readonly retired: {
+      readonly requests: number;
+      readonly finished: number;
+      readonly exceptions: number;
+      readonly txBytes: number;
+      readonly runningTimeUs: number;
+    };
   };
 }
 
@@ -130,16 +138,19 @@ export function containerDocument(facts: ContainerFacts): Record<string, unknown
 
 function workerDocument(w: WorkerFacts, facts: ContainerFacts): Record<string, unknown> {
   const s = w.stats;
-  const finished = s === undefined ? 0 : s.requests - s.inFlight;
+  const r = w.slot.retired;
   const inFlight = s?.inFlight ?? 0;
+  // uWSGI's per-worker counters are the slot's, across respawns; `delta_requests` this process's.
+  const finished = r.finished + (s === undefined ? 0 : s.requests - s.inFlight);
+  const runningTime = r.runningTimeUs + (s?.runningTimeUs ?? 0);
   const last = w.slot.history.findLast((e) => e.event === 'exited');
   return {
     id: w.id,
     pid: w.pid,
     accepting: w.state === 'ready' ? 1 : 0,
-    requests: w.requests,
+    requests: r.requests + w.requests,
     delta_requests: w.requests,
-    exceptions: s?.exceptions ?? 0,
+    exceptions: r.exceptions + (s?.exceptions ?? 0),
     harakiri_count: w.slot.harakiris,
     signals: 0,
     signal_queue: 0,
@@ -147,11 +158,11 @@ function workerDocument(w: WorkerFacts, facts: ContainerFacts): Record<string, u
     status: w.state === 'ready' ? (inFlight > 0 || !w.responsive ? 'busy' : 'idle') : w.state,
     rss: w.rss ?? 0,
     vsz: w.vsz ?? 0,
-    running_time: s?.runningTimeUs ?? 0,
+    running_time: runningTime,
     last_spawn: Math.floor(w.spawnedAt / 1000),
     respawn_count: w.slot.respawns,
-    tx: s?.txBytes ?? 0,
-    avg_rt: finished > 0 ? Math.round((s?.runningTimeUs ?? 0) / finished) : 0,
+    tx: r.txBytes + (s?.txBytes ?? 0),
+    avg_rt: finished > 0 ? Math.round(runningTime / finished) : 0,
     apps: (s?.mounts ?? []).map((m, i) => ({
       id: i,
       modifier1: 0,

@@ -90,7 +90,7 @@ function requestMetrics(s: StatsSnapshot): MetricJson[] {
   src.add('tx_bytes_total', 'counter', 'Bytes written to clients for requests.', [
     { value: s.txBytes, labels: {} },
   ]);
-  src.add('connections', 'gauge', 'Open client connections.', [
+  src.add('open_connections', 'gauge', 'Open client connections.', [
     { value: s.connections, labels: {} },
   ]);
   src.add('connections_total', 'counter', 'Client connections accepted.', [
@@ -227,7 +227,7 @@ export async function emperorMetrics(vassals: readonly VassalFacts[]): Promise<s
   src.add(
     'emperor_vassal_exits_total',
     'counter',
-    'Vassal processes that exited, by vassal and reason (crash, heartbeat, ready-timeout, stop, reload).',
+    'Vassal processes that exited, by vassal and reason (crash, heartbeat, ready-timeout, stop).',
     vassals.flatMap((v) =>
       Object.entries(v.exits).map(([reason, value]) => ({
         value,

@@ -7,7 +7,7 @@
  * Bound with the listeners' code (a live unix socket is never stolen, a stale one is replaced).
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer as createNetServer, type Server } from 'node:net';
+import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../shared/log.ts';
 import { listenServer } from '../transport/listen.ts';
 import type { Listening } from '../transport/types.ts';
@@ -17,6 +17,13 @@ import { classifyStatsAddress } from './address.ts';
 const BACKLOG = 64;
 /** An HTTP client of an operator endpoint gets this long for its request head (ms). */
 const HEADERS_TIMEOUT_MS = 10_000;
+/**
+ * A client connection of an operator endpoint idle this long is closed (ms): a raw stats client
+ * that never reads or never closes, an HTTP client that never reads its answer.
+ */
+const IDLE_TIMEOUT_MS = 5000;
+/** Connections an operator endpoint serves at once; more are closed at accept. */
+const MAX_CONNECTIONS = 64;
 
 export interface OperatorEndpoint {
   /** Bound address (`host:port` with the real port, `unix:/path`). */
@@ -51,6 +58,7 @@ export async function listenStats(
   } else {
     server = createNetServer((socket) => {
       socket.on('error', () => socket.destroy());
+      socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
       // The client only reads: whatever it sends is ignored.
       socket.resume();
       void body().then((text) => {
@@ -116,6 +124,8 @@ function httpServer(answer: (method: string, path: string) => Promise<Answer>): 
   });
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.requestTimeout = HEADERS_TIMEOUT_MS;
+  server.timeout = IDLE_TIMEOUT_MS;
+  server.keepAliveTimeout = IDLE_TIMEOUT_MS;
   return server;
 }
 
@@ -125,6 +135,14 @@ async function bind(
   log: Logger,
   what: string,
 ): Promise<OperatorEndpoint> {
+  server.maxConnections = MAX_CONNECTIONS;
+  // Every connection, so a stop closes them all (a raw client that keeps its end open would
+  // otherwise keep the process alive).
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   const listening: Listening = await listenServer(server, { target, backlog: BACKLOG });
   server.on('error', (err) => log.warn({ err }, `${what} error`));
   // Never keeps the process alive on its own (the master's life is its workers' and signals').
@@ -132,8 +150,9 @@ async function bind(
   return {
     address: listening.address,
     close: async () => {
-      if ('closeAllConnections' in server) (server as HttpServer).closeAllConnections();
-      await listening.close();
+      const closed = listening.close();
+      for (const socket of sockets) socket.destroy();
+      await closed;
     },
   };
 }

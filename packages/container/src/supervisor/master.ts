@@ -94,6 +94,8 @@ export class Master {
   readonly #slots: Slots;
   /** The last counters of every worker that has exited, summed. */
   #retired: StatsSnapshot | undefined;
+  /** Workers that have exited and whose channel has not closed yet. */
+  readonly #retiring = new Set<WorkerProcess>();
   /** Why the workers being forked now are forked (start, reload, a recycle's reason). */
   #spawnWhy: string | undefined;
 
@@ -139,7 +141,8 @@ export class Master {
 
   /** Every live worker: the serving generation and those draining. */
   workers(): WorkerProcess[] {
-    return [...(this.#current?.workers() ?? []), ...this.#draining];
+    // A crashed worker drains while its slot waits to respawn: it is in both until then.
+    return [...new Set([...(this.#current?.workers() ?? []), ...this.#draining])];
   }
 
   /**
@@ -268,11 +271,17 @@ export class Master {
       uptimeMs: Date.now() - worker.spawnedAt,
     };
     this.#slots.exited(worker, exit, reason);
-    const last = worker.lastStats;
-    if (last !== undefined) {
+    // Its last counters may still be on the way (the heartbeat a worker sends before a graceful
+    // exit): they count once its channel has closed; until then its last report does.
+    this.#retiring.add(worker);
+    void worker.closed.then(() => {
+      this.#retiring.delete(worker);
+      const last = worker.lastStats;
+      if (last === undefined) return;
       const settled = settledSnapshot(last);
       this.#retired = this.#retired === undefined ? settled : addSnapshots(this.#retired, settled);
-    }
+      this.#slots.retire(worker.id, settled);
+    });
     const expected = worker.stopReason !== undefined && exit.code === 0;
     if (expected) this.logger.info(record, 'worker exited');
     else this.logger.warn(record, `worker exited (${describeExit(exit)})`);
@@ -495,12 +504,19 @@ export class Master {
   async stats(): Promise<MasterStats> {
     const workers = this.workers();
     const current = new Set(this.#current?.workers() ?? []);
+    // Taken before the wait: a worker that exits meanwhile must not count here and as retired.
+    const retired = this.#retired;
+    const retiring = [...this.#retiring].map((w) => w.lastStats);
     const snapshots = await Promise.all(workers.map((w) => w.stats()));
     return {
       generation: this.#generationNumber,
       startedAt: this.startedAt,
       total: sumStats(snapshots),
-      lifetime: sumStats([this.#retired, ...workers.map((w, i) => snapshots[i] ?? w.lastStats)]),
+      lifetime: sumStats([
+        retired,
+        ...retiring,
+        ...workers.map((w, i) => snapshots[i] ?? w.lastStats),
+      ]),
       workers: workers.map((w, i) => {
         const memory = w.memory();
         // A worker that did not answer within 1 s has a blocked event loop: its last report.

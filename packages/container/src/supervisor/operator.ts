@@ -31,6 +31,10 @@ export class Operator {
    */
   #readings: { at: number; map: Map<string, QueueReading> } | undefined;
   #reading: Promise<Map<string, QueueReading>> | undefined;
+  #gathering: Promise<{ facts: ContainerFacts }> | undefined;
+  /** update() and close() one after another; nothing binds after close(). */
+  #queue: Promise<void> = Promise.resolve();
+  #closed = false;
 
   constructor(master: Master, log: Logger) {
     this.#master = master;
@@ -38,7 +42,14 @@ export class Operator {
   }
 
   /** Binds what `config` asks for (and closes what it no longer asks for). */
-  async update(config: ContainerConfig): Promise<void> {
+  update(config: ContainerConfig): Promise<void> {
+    const run = this.#queue.then(() => this.#update(config));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #update(config: ContainerConfig): Promise<void> {
+    if (this.#closed) return;
     if (config.stats !== this.#stats?.address) {
       await this.#stats?.endpoint.close();
       this.#stats = undefined;
@@ -87,7 +98,14 @@ export class Operator {
     return containerMetrics((await this.#facts()).facts);
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    this.#closed = true;
+    const run = this.#queue.then(() => this.#close());
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #close(): Promise<void> {
     if (this.#sampler !== undefined) clearInterval(this.#sampler);
     this.#sampler = undefined;
     await Promise.all([this.#stats?.endpoint.close(), this.#metrics?.endpoint.close()]);
@@ -95,9 +113,20 @@ export class Operator {
     this.#metrics = undefined;
   }
 
-  async #facts() {
+  /** One gathering at a time: concurrent documents and scrapes share it (a flood asks once). */
+  #facts(): Promise<{ facts: ContainerFacts }> {
+    this.#gathering ??= this.#gather().finally(() => {
+      this.#gathering = undefined;
+    });
+    return this.#gathering;
+  }
+
+  async #gather(): Promise<{ facts: ContainerFacts }> {
     const master = this.#master;
-    const [stats, listeners] = await Promise.all([master.stats(), this.#listeners()]);
+    // The queues after the workers' answers (which can take a second for a blocked one), so
+    // they and `listen_queue_errors` are of the same moment.
+    const stats = await master.stats();
+    const listeners = await this.#listeners();
     const facts: ContainerFacts = {
       generation: stats.generation,
       startedAt: stats.startedAt,

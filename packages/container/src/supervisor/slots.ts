@@ -5,6 +5,7 @@
  * their number across respawns, recycles and reloads.
  */
 import { History, type LifecycleEvent } from '../shared/history.ts';
+import type { StatsSnapshot } from '../shared/stats.ts';
 import type { ExitReason, HarakiriReport } from '../worker/ipc.ts';
 import { describeExit, type WorkerExit, type WorkerProcess } from './worker-process.ts';
 
@@ -15,12 +16,24 @@ export interface SlotView {
   readonly harakiris: number;
   /** Oldest first. */
   readonly history: readonly LifecycleEvent[];
+  /** The counters of the slot's processes that have exited, summed (uWSGI keeps them per slot). */
+  readonly retired: RetiredCounters;
+}
+
+export interface RetiredCounters {
+  readonly requests: number;
+  /** Of those, finished (for the mean response time). */
+  readonly finished: number;
+  readonly exceptions: number;
+  readonly txBytes: number;
+  readonly runningTimeUs: number;
 }
 
 interface Slot {
   spawns: number;
   harakiris: number;
   readonly history: History;
+  retired: RetiredCounters;
 }
 
 export class Slots {
@@ -41,7 +54,12 @@ export class Slots {
   #slot(id: number): Slot {
     let slot = this.#slots.get(id);
     if (slot === undefined) {
-      slot = { spawns: 0, harakiris: 0, history: new History(this.#historySize) };
+      slot = {
+        spawns: 0,
+        harakiris: 0,
+        history: new History(this.#historySize),
+        retired: { requests: 0, finished: 0, exceptions: 0, txBytes: 0, runningTimeUs: 0 },
+      };
       this.#slots.set(id, slot);
     }
     return slot;
@@ -91,12 +109,26 @@ export class Slots {
     );
   }
 
+  /** A process of slot `id` is gone for good: its last counters join the slot's. */
+  retire(id: number, last: StatsSnapshot): void {
+    const slot = this.#slot(id);
+    const r = slot.retired;
+    slot.retired = {
+      requests: r.requests + last.requests,
+      finished: r.finished + last.requests - last.inFlight,
+      exceptions: r.exceptions + last.exceptions,
+      txBytes: r.txBytes + last.txBytes,
+      runningTimeUs: r.runningTimeUs + last.runningTimeUs,
+    };
+  }
+
   view(id: number): SlotView {
     const slot = this.#slot(id);
     return {
       respawns: Math.max(0, slot.spawns - 1),
       harakiris: slot.harakiris,
       history: slot.history.list(),
+      retired: slot.retired,
     };
   }
 }

@@ -73,6 +73,8 @@ export class WorkerProcess {
   lastStats: StatsSnapshot | undefined;
   readonly ready: Promise<Extract<WorkerMessage, { type: 'ready' }>>;
   readonly exited: Promise<WorkerExit>;
+  /** After `exited`, once its IPC channel and pipes are closed: no message can arrive any more. */
+  readonly closed: Promise<void>;
   readonly #child: ChildProcess;
   readonly #events: WorkerEvents;
   #stopTimer: NodeJS.Timeout | undefined;
@@ -102,6 +104,7 @@ export class WorkerProcess {
       address: s.address,
     }));
 
+    this.closed = new Promise((resolve) => child.once('close', () => resolve()));
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.state = 'exited';
