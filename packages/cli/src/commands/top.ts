@@ -62,7 +62,7 @@ export async function top(address: string, options: TopOptions, io: CliIo): Prom
       if (i > 0 && !(await pause(options.intervalMs, quit.signal))) break;
       const { text } = await frame();
       if (quit.signal.aborted) break;
-      screen(`${text}\n\nq quits`);
+      screen(`${fit(text, io)}\n\nq quits`);
     }
   } finally {
     screen.done();
@@ -73,6 +73,18 @@ export async function top(address: string, options: TopOptions, io: CliIo): Prom
     }
   }
   return 0;
+}
+
+/** The frame cut to the terminal's height: log-update would drop its first lines instead. */
+function fit(text: string, io: CliIo): string {
+  const rows = (io.stdout as { rows?: number }).rows;
+  const lines = text.split('\n');
+  if (typeof rows !== 'number' || rows < 6 || lines.length <= rows - 2) return text;
+  const keep = rows - 3;
+  return [
+    ...lines.slice(0, keep),
+    `... ${lines.length - keep} more lines (a taller terminal shows them)`,
+  ].join('\n');
 }
 
 function columns(io: CliIo): number {

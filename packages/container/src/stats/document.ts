@@ -171,7 +171,8 @@ function workerDocument(w: WorkerFacts, facts: ContainerFacts): Record<string, u
       requests: m.requests,
       exceptions: m.exceptions,
       chdir: '',
-      app: facts.mounts[i]?.app ?? null,
+      // By path: a draining worker's generation may mount other paths than the config now.
+      app: facts.mounts.find((configured) => configured.path === m.path)?.app ?? null,
     })),
     cores: [
       {

@@ -7,6 +7,7 @@
  * process is never read.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile, readlink } from 'node:fs/promises';
 
 export interface QueueReading {
@@ -94,4 +95,18 @@ async function procReadings(): Promise<Map<string, QueueReading>> {
     }
   }
   return out;
+}
+
+let somaxconnValue: number | undefined;
+
+/** `net.core.somaxconn`, the kernel's cap on a listen backlog (4096 when unreadable). */
+export function somaxconn(): number {
+  if (somaxconnValue === undefined) {
+    try {
+      somaxconnValue = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim()) || 4096;
+    } catch {
+      somaxconnValue = 4096;
+    }
+  }
+  return somaxconnValue;
 }

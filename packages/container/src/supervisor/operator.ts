@@ -7,7 +7,12 @@
 import type { ContainerConfig } from '../config/types.ts';
 import type { Logger } from '../shared/log.ts';
 import { type ContainerFacts, containerDocument, type ListenerFacts } from '../stats/document.ts';
-import { type QueueReading, readListenQueues, socketInode } from '../stats/listen-queue.ts';
+import {
+  type QueueReading,
+  readListenQueues,
+  socketInode,
+  somaxconn,
+} from '../stats/listen-queue.ts';
 import { containerMetrics, METRICS_CONTENT_TYPE } from '../stats/metrics.ts';
 import { listenMetrics, listenStats, type OperatorEndpoint } from '../stats/server.ts';
 import type { Master } from './master.ts';
@@ -24,7 +29,6 @@ export class Operator {
   #listenQueueErrors = 0;
   /** Sockets found full at the last sample: one warning per episode, not one per second. */
   readonly #full = new Set<string>();
-  readonly #inodes = new Map<string, string | undefined>();
   /**
    * The last kernel reading and when it was taken: a stats document or a scrape reuses the
    * sampler's (at most SAMPLE_MS old) instead of running `ss` again; one read at a time.
@@ -160,15 +164,18 @@ export class Operator {
     const readings = await this.#queues(maxAgeMs);
     return Promise.all(
       sockets.map(async (s) => {
-        // By fd and address: a reload may close a listener and its fd number be reused.
-        const key = `${s.fd} ${s.address}`;
-        if (!this.#inodes.has(key)) this.#inodes.set(key, await socketInode(s.fd));
-        const inode = this.#inodes.get(key);
+        // Read each time (one readlink): a reload may close a listener and reuse its fd number.
+        const inode = await socketInode(s.fd);
+        const reading = inode === undefined ? undefined : readings.get(inode);
         return {
           protocol: s.protocol,
           address: s.address,
           backlog: s.backlog,
-          reading: inode === undefined ? undefined : readings.get(inode),
+          // /proc/net/tcp has no backlog: the kernel applies min(backlog, somaxconn).
+          reading:
+            reading === undefined || reading.maxQueue !== undefined
+              ? reading
+              : { queue: reading.queue, maxQueue: Math.min(s.backlog, somaxconn()) },
         };
       }),
     );
