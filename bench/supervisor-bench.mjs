@@ -39,7 +39,6 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
-  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -49,6 +48,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { sendControl } from '@uwsgi-ts/container';
+import { profileSelfTime, profilesOf } from './lib/cpuprofile.mjs';
 import { markdownTable, median } from './lib/harness.mjs';
 import { startNginx, UWSGI_PARAMS } from './lib/nginx.mjs';
 import {
@@ -493,59 +493,6 @@ async function reloadWindow(b, url, port, urlPath, script, withReloads) {
 
 // ---------------------------------------------------------------------------------------------
 // Profiles (node --cpu-prof, restricted to the measured window)
-
-/**
- * Self time per function (µs) of the samples taken within [fromUs, toUs] (the monotonic clock
- * of process.hrtime, which V8's profile timestamps share), `(idle)` left out.
- */
-function profileSelfTime(file, fromUs, toUs) {
-  const profile = JSON.parse(readFileSync(file, 'utf8'));
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const byFn = new Map();
-  const byArea = new Map();
-  let at = profile.startTime;
-  let total = 0;
-  for (let i = 0; i < profile.samples.length; i++) {
-    // As bench/tools/cpuprofile-top.mjs: a sample owns the time since the one before it.
-    const us = profile.timeDeltas[i] ?? 0;
-    at += us;
-    if (at < fromUs || at > toUs) continue;
-    const { functionName, url } = byId.get(profile.samples[i]).callFrame;
-    if (functionName === '(idle)') continue;
-    // Function and file name without the folder: modules moved between the builds compared
-    // (protocol/dispatch.js became dispatch/dispatch.js) still meet.
-    const key = `${functionName || '(anonymous)'}${url ? ` ${path.basename(url)}` : ''}`;
-    byFn.set(key, (byFn.get(key) ?? 0) + us);
-    const area = areaOf(functionName, url);
-    byArea.set(area, (byArea.get(area) ?? 0) + us);
-    total += us;
-  }
-  return { byFn, byArea, total };
-}
-
-/** Where a profile frame's code lives, for the per-area summary. */
-function areaOf(functionName, url) {
-  if (url === '') {
-    if (functionName === '(garbage collector)') return 'garbage collector';
-    if (functionName === '(program)') return '(program): V8/native, no JS frame';
-    return 'native functions (syscalls: read, writev, close, ...)';
-  }
-  if (url.startsWith('node:')) return 'Node internals (node:*)';
-  const m = /\/(?:packages\/([^/]+)|node_modules\/(?:\.pnpm\/)?([^/@][^/]*|@[^/]+\/[^/]+))\//.exec(
-    url,
-  );
-  if (m?.[1]) return `@uwsgi-ts/${m[1]}`;
-  if (m?.[2]) return m[2].replace(/@\d.*$/, '');
-  return path.basename(url);
-}
-
-/** CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile files of `pid` in `dir`. */
-function profilesOf(dir, pid) {
-  return readdirSync(dir)
-    .map((f) => ({ f, m: /^CPU\.\d+\.\d+\.(\d+)\.(\d+)\.\d+\.cpuprofile$/.exec(f) }))
-    .filter(({ m }) => m !== null && Number(m[1]) === pid)
-    .map(({ f, m }) => ({ file: path.join(dir, f), thread: Number(m[2]) }));
-}
 
 async function profileOne(dir, backend, nginx, url, script) {
   const profDir = path.join(dir, `prof-${backend.name}`);

@@ -1,6 +1,6 @@
 // Reading `node --cpu-prof` profiles in a benchmark: the profile files of one process, and the
 // self time per function and per area (where the code lives) of the samples inside a measured
-// window. The same reading as supervisor-bench.mjs's (which keeps its own copy).
+// window (supervisor-bench.mjs and operator-bench.mjs).
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
