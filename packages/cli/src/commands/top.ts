@@ -4,10 +4,13 @@
  * and why, the mounts, and the newest lifecycle events. `q` (or Ctrl-C) quits. When stdout is
  * not a terminal it prints plain frames instead (one per refresh, or one with `--once`).
  */
+
+import { setTimeout as delay } from 'node:timers/promises';
 import { createLogUpdate } from 'log-update';
 import { type CliIo, write } from '../io.ts';
 import { fetchStats } from '../top/client.ts';
 import { renderScreen } from '../top/render.ts';
+import { describeError } from './config-errors.ts';
 
 export interface TopOptions {
   readonly intervalMs: number;
@@ -29,7 +32,7 @@ export async function top(address: string, options: TopOptions, io: CliIo): Prom
       return { text, ok: true };
     } catch (err) {
       previous = undefined;
-      return { text: `cannot read stats from ${address}: ${describe(err)}`, ok: false };
+      return { text: `cannot read stats from ${address}: ${describeError(err)}`, ok: false };
     }
   };
 
@@ -46,15 +49,16 @@ export async function top(address: string, options: TopOptions, io: CliIo): Prom
 
   const screen = createLogUpdate(io.stdout, { showCursor: false });
   const quit = new AbortController();
-  const stdin = io.stdin;
+  // Keys only from a terminal (raw mode: `q` arrives without Enter).
+  const keys = io.stdin?.isTTY === true ? io.stdin : undefined;
   const onKey = (data: Buffer | string) => {
     const key = data.toString();
     if (key === 'q' || key === 'Q' || key === '\u0003') quit.abort();
   };
-  if (stdin?.isTTY === true && stdin.setRawMode !== undefined) {
-    stdin.setRawMode(true);
-    stdin.on('data', onKey);
-    stdin.resume();
+  if (keys?.setRawMode !== undefined) {
+    keys.setRawMode(true);
+    keys.on('data', onKey);
+    keys.resume();
   }
   io.signal?.addEventListener('abort', () => quit.abort(), { once: true });
   try {
@@ -66,10 +70,10 @@ export async function top(address: string, options: TopOptions, io: CliIo): Prom
     }
   } finally {
     screen.done();
-    if (stdin?.isTTY === true && stdin.setRawMode !== undefined) {
-      stdin.off('data', onKey);
-      stdin.setRawMode(false);
-      stdin.pause();
+    if (keys?.setRawMode !== undefined) {
+      keys.off('data', onKey);
+      keys.setRawMode(false);
+      keys.pause();
     }
   }
   return 0;
@@ -93,26 +97,11 @@ function columns(io: CliIo): number {
 }
 
 /** Waits `ms`; false when `signal` aborted first. */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal?.aborted === true) {
-      resolve(false);
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-function describe(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException)?.code;
-  const message = err instanceof Error ? err.message : String(err);
-  return code !== undefined && !message.includes(code) ? `${code}: ${message}` : message;
+async function pause(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  try {
+    await delay(ms, undefined, signal === undefined ? {} : { signal });
+    return true;
+  } catch {
+    return false;
+  }
 }

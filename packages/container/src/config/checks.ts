@@ -5,7 +5,7 @@
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { classifyStatsAddress } from '../stats/address.ts';
+import { classifyStatsAddress, normaliseStatsAddress } from '../stats/address.ts';
 import { classifyListenAddress } from '../transport/address.ts';
 import type { ConfigIssue } from './issues.ts';
 import type { ContainerConfig } from './types.ts';
@@ -149,12 +149,28 @@ export function checkAppFiles(session: IssueSink, config: RawConfig, base: strin
   });
 }
 
-/** `stats` and `metrics` are addresses the stats server can bind (transport/address.ts forms). */
-export function checkStatsAddresses(session: IssueSink, config: RawConfig, base: string): void {
+/**
+ * `stats` and `metrics` are addresses the stats server can bind (transport/address.ts forms,
+ * relative unix paths against `base`); returns them in their normal form (an invalid one is
+ * an issue at `${pointer}/${key}` and left out). The container config and the emperor's
+ * (`pointer` `/emperor`) both read them here.
+ */
+export function checkStatsAddresses(
+  session: IssueSink,
+  values: { readonly stats?: string | undefined; readonly metrics?: string | undefined },
+  base: string,
+  pointer = '',
+): { stats?: string; metrics?: string } {
+  const out: { stats?: string; metrics?: string } = {};
   for (const key of ['stats', 'metrics'] as const) {
-    const address = config[key];
+    const address = values[key];
     if (address === undefined) continue;
     const parsed = classifyStatsAddress(address, base, key === 'metrics');
-    if ('invalid' in parsed) session.at(`/${key}`, `is not a valid address: ${parsed.invalid}`);
+    if ('invalid' in parsed) {
+      session.at(`${pointer}/${key}`, `is not a valid address: ${parsed.invalid}`);
+    } else {
+      out[key] = normaliseStatsAddress(parsed);
+    }
   }
+  return out;
 }

@@ -11,7 +11,6 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { ContainerError } from '../shared/errors.ts';
-import { classifyStatsAddress, normaliseStatsAddress } from '../stats/address.ts';
 import { classifyListenAddress } from '../transport/address.ts';
 import {
   checkAppFiles,
@@ -127,7 +126,7 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Con
   const base = absFile === undefined ? cwd : dirname(absFile);
   checkListeners(session, raw, base, explicitModes);
   checkMounts(session, raw);
-  checkStatsAddresses(session, raw, base);
+  const operatorAddresses = checkStatsAddresses(session, raw, base);
   if (options.checkApps === true) checkAppFiles(session, raw, base);
   session.failIfAny();
 
@@ -150,8 +149,7 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Con
     ...(raw.pidfile === undefined ? {} : { pidfile: resolve(base, raw.pidfile) }),
     ...(raw.control === undefined ? {} : { control: resolve(base, raw.control) }),
     ...(raw.touchReload === undefined ? {} : { touchReload: resolve(base, raw.touchReload) }),
-    ...(raw.stats === undefined ? {} : { stats: statsAddress(raw.stats, base) }),
-    ...(raw.metrics === undefined ? {} : { metrics: statsAddress(raw.metrics, base, true) }),
+    ...operatorAddresses,
     restartHistory: raw.restartHistory,
     env: raw.env,
   };
@@ -187,11 +185,4 @@ function deepFreeze<T>(value: T): T {
     for (const child of Object.values(value)) deepFreeze(child);
   }
   return value;
-}
-
-/** The checked `stats` / `metrics` address in its normal form. */
-function statsAddress(address: string, base: string, alwaysHttp = false): string {
-  const parsed = classifyStatsAddress(address, base, alwaysHttp);
-  if ('invalid' in parsed) throw new Error('unreachable: checked by checkStatsAddresses');
-  return normaliseStatsAddress(parsed);
 }

@@ -6,12 +6,12 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Ajv } from 'ajv';
+import { checkStatsAddresses } from '../config/checks.ts';
 import type { ConfigIssue } from '../config/issues.ts';
 import { formatIssue } from '../config/issues.ts';
 import { Session } from '../config/session.ts';
 import { ContainerError } from '../shared/errors.ts';
 import type { LogConfig } from '../shared/log.ts';
-import { classifyStatsAddress, normaliseStatsAddress } from '../stats/address.ts';
 
 export interface EmperorConfig {
   /** Directories or globs (wildcards in the last segment only), absolute. */
@@ -162,17 +162,8 @@ export async function loadEmperorConfig(
   const control = at(args.control, cwd) ?? at(raw.control, base);
   const pidfile = at(raw.pidfile, base);
   const logFile = at(raw.log.file, base);
-  const operator: { stats?: string; metrics?: string } = {};
-  for (const key of ['stats', 'metrics'] as const) {
-    const value = raw[key];
-    if (value === undefined) continue;
-    const parsed = classifyStatsAddress(value, base, key === 'metrics');
-    if ('invalid' in parsed) {
-      session?.at(`/emperor/${key}`, `is not a valid address: ${parsed.invalid}`);
-    } else {
-      operator[key] = normaliseStatsAddress(parsed);
-    }
-  }
+  // Only a config file sets them (there is no session without one).
+  const operator = session === undefined ? {} : checkStatsAddresses(session, raw, base, '/emperor');
   session?.failIfAny();
   if (watch.length === 0) {
     throw invalid(name, [

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { prepareConfigValidator } from '../config/load.ts';
 import { createLogger, flushLogger, type Logger, reopenLogFiles } from '../shared/log.ts';
 import { emperorDocument } from '../stats/document.ts';
-import { emperorMetrics, METRICS_CONTENT_TYPE } from '../stats/metrics.ts';
+import { emperorMetrics } from '../stats/metrics.ts';
 import { listenMetrics, listenStats, type OperatorEndpoint } from '../stats/server.ts';
 import { type ControlServer, listenControl, removePidfile } from '../supervisor/control.ts';
 import type { EmperorConfig } from './config.ts';
@@ -169,19 +169,16 @@ export async function startEmperor(
   // Ajv compiles the config schema once (about 65 ms): before the first file, not during it.
   prepareConfigValidator();
   let control: ControlServer | undefined;
-  const endpoints: OperatorEndpoint[] = [];
+  let statsEndpoint: OperatorEndpoint | undefined;
+  let metricsEndpoint: OperatorEndpoint | undefined;
+  const closeEndpoints = () =>
+    Promise.all([statsEndpoint?.close(), metricsEndpoint?.close()]).then(() => undefined);
   try {
     if (config.stats !== undefined) {
-      endpoints.push(await listenStats(config.stats, async () => statsDocument(), log));
+      statsEndpoint = await listenStats(config.stats, async () => statsDocument(), log);
     }
     if (config.metrics !== undefined) {
-      endpoints.push(
-        await listenMetrics(
-          config.metrics,
-          async () => ({ type: METRICS_CONTENT_TYPE, body: await metrics() }),
-          log,
-        ),
-      );
+      metricsEndpoint = await listenMetrics(config.metrics, metrics, log);
     }
     await scanner.start();
     if (config.control !== undefined) {
@@ -217,7 +214,7 @@ export async function startEmperor(
     spares.close();
     await scanner.close();
     control?.close();
-    await Promise.all(endpoints.map((e) => e.close()));
+    await closeEndpoints();
     await Promise.all([...vassals.values()].map((v) => v.stop(0)));
     throw err;
   }
@@ -229,8 +226,8 @@ export async function startEmperor(
       watch: config.watch,
       vassals: [...vassals.keys()],
       control: config.control,
-      ...(config.stats === undefined ? {} : { stats: endpoints[0]?.address }),
-      ...(config.metrics === undefined ? {} : { metrics: endpoints.at(-1)?.address }),
+      ...(statsEndpoint === undefined ? {} : { stats: statsEndpoint.address }),
+      ...(metricsEndpoint === undefined ? {} : { metrics: metricsEndpoint.address }),
     },
     'emperor watching',
   );
@@ -262,7 +259,7 @@ export async function startEmperor(
         spares.close();
         await scanner.close();
         await Promise.all(all);
-        await Promise.all(endpoints.map((e) => e.close()));
+        await closeEndpoints();
         removePidfile(config.pidfile);
         log.info({ event: 'stopped' }, 'emperor stopped');
         flushLogger(log);

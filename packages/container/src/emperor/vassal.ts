@@ -14,7 +14,7 @@ import type { ChildProcess } from 'node:child_process';
 import { parseConfig } from '../config/load.ts';
 import type { ContainerConfig } from '../config/types.ts';
 import { ContainerError } from '../shared/errors.ts';
-import { History, type LifecycleEvent } from '../shared/history.ts';
+import { History } from '../shared/history.ts';
 import type { Logger } from '../shared/log.ts';
 import type { VassalFacts } from '../stats/document.ts';
 import { Backoff } from '../supervisor/backoff.ts';
@@ -59,9 +59,6 @@ export type VassalState =
   | 'stopping'
   | 'stopped'
   | 'gone';
-
-/** One lifecycle event, kept for `status` (the last few per vassal). */
-export type VassalEvent = LifecycleEvent;
 
 /**
  * The variables a vassal file is interpolated with on top of the environment: `${VASSAL}` (the

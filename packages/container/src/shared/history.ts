@@ -40,9 +40,4 @@ export class History {
   list(): LifecycleEvent[] {
     return [...this.#events];
   }
-
-  /** The newest event, if any. */
-  last(): LifecycleEvent | undefined {
-    return this.#events[this.#events.length - 1];
-  }
 }

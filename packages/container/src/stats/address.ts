@@ -24,10 +24,11 @@ export function classifyStatsAddress(
   baseDir: string,
   alwaysHttp = false,
 ): StatsAddress | { readonly invalid: string } {
-  const http = alwaysHttp || address.startsWith(HTTP_PREFIX);
-  const rest = address.startsWith(HTTP_PREFIX) ? address.slice(HTTP_PREFIX.length) : address;
+  const prefixed = address.startsWith(HTTP_PREFIX);
+  const http = alwaysHttp || prefixed;
+  const rest = prefixed ? address.slice(HTTP_PREFIX.length) : address;
   // `http://host:port/` as users paste it from a browser: the path is the document's.
-  const bare = address.startsWith(HTTP_PREFIX) && rest.endsWith('/') ? rest.slice(0, -1) : rest;
+  const bare = prefixed && rest.endsWith('/') ? rest.slice(0, -1) : rest;
   const target = classifyListenAddress(bare, { baseDir, mode: 0o660 });
   if (target.kind === 'invalid') return { invalid: target.reason };
   if (target.kind === 'fd') return { invalid: 'an inherited fd cannot serve stats' };

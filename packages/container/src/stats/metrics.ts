@@ -1,9 +1,10 @@
 /**
  * Prometheus metrics of a master and of an emperor, in the text exposition format. Workers keep
- * plain integer counters (shared/stats.ts); on a scrape the master turns each worker's counters,
- * and those of the workers that have exited, into prom-client metric objects and lets
- * prom-client's `AggregatorRegistry.aggregate` sum them: one scrape for the whole container,
- * counters that never go down when a worker is replaced. Names and labels: docs/operations.md.
+ * plain integer counters (shared/stats.ts); on a scrape the master has summed them already
+ * (`MasterStats.lifetime`: the live workers' and every exited worker's last counters, so they
+ * never go down when a worker is replaced), and here they become prom-client metric objects
+ * that `AggregatorRegistry.aggregate` joins with the master's own and formats: one scrape for
+ * the whole container. Names and labels: docs/operations.md.
  */
 import promClient from 'prom-client';
 import {
@@ -31,7 +32,7 @@ interface MetricJson {
 
 const PREFIX = 'uwsgi_ts_';
 
-/** Collects metric objects of one source (one worker, the master...). */
+/** Collects the metric objects of one source (the request counters, the master's own...). */
 class Source {
   readonly #metrics = new Map<string, MetricJson>();
 
@@ -52,7 +53,7 @@ class Source {
 
 const mountLabel = (m: MountStatsSnapshot): string => m.path ?? '';
 
-/** The request counters of one snapshot (one worker's, or the exited workers' sum). */
+/** The request counters of one snapshot (the container's since its master started). */
 function requestMetrics(s: StatsSnapshot): MetricJson[] {
   const src = new Source();
   const mounts = [...s.mounts, s.unrouted];

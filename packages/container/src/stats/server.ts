@@ -12,6 +12,7 @@ import type { Logger } from '../shared/log.ts';
 import { listenServer } from '../transport/listen.ts';
 import type { Listening } from '../transport/types.ts';
 import { classifyStatsAddress } from './address.ts';
+import { METRICS_CONTENT_TYPE } from './metrics.ts';
 
 /** listen(2) backlog of the operator endpoints: scrapers and `top`, not traffic. */
 const BACKLOG = 64;
@@ -75,7 +76,7 @@ export async function listenStats(
  */
 export async function listenMetrics(
   address: string,
-  metrics: () => Promise<{ type: string; body: string }>,
+  metrics: () => Promise<string>,
   log: Logger,
 ): Promise<OperatorEndpoint> {
   const parsed = parse(address, true);
@@ -83,7 +84,7 @@ export async function listenMetrics(
     if (path !== '/metrics') return { status: 404, type: 'text/plain', body: 'see /metrics\n' };
     if (method !== 'GET' && method !== 'HEAD') return undefined;
     try {
-      return await metrics();
+      return { type: METRICS_CONTENT_TYPE, body: await metrics() };
     } catch (err) {
       log.warn({ err }, 'metrics collection failed');
       return { status: 500, type: 'text/plain', body: 'metrics collection failed\n' };

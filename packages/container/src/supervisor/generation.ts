@@ -11,6 +11,8 @@ import { type WorkerEvents, WorkerProcess } from './worker-process.ts';
 
 export interface GenerationContext {
   readonly number: number;
+  /** Why this generation starts (`start`, `reload (SIGHUP)`...): its first workers' history. */
+  readonly why: string;
   readonly config: ContainerConfig;
   readonly sockets: readonly { readonly fd: number; readonly address: string }[];
   readonly count: number;
@@ -46,7 +48,7 @@ export class Generation {
     this.#ctx = ctx;
     this.number = ctx.number;
     for (let index = 0; index < ctx.count; index++) {
-      const worker = this.#spawn(index);
+      const worker = this.#spawn(index, ctx.why);
       this.#slots.push({ index, worker, respawn: undefined });
       this.#first.push(worker.ready);
     }
@@ -69,7 +71,8 @@ export class Generation {
     return this.#slots.some((s) => s.worker === worker);
   }
 
-  #spawn(index: number): WorkerProcess {
+  /** Forks the worker of slot `index`; `why` goes to the master's `onSpawn` (restart history). */
+  #spawn(index: number, why: string): WorkerProcess {
     const { config } = this.#ctx;
     const jitter = config.limits.maxRequestsJitter;
     const maxRequests =
@@ -108,7 +111,7 @@ export class Generation {
         },
       },
     );
-    this.#ctx.events.onSpawn?.(worker);
+    this.#ctx.events.onSpawn?.(worker, why);
     return worker;
   }
 
@@ -139,7 +142,7 @@ export class Generation {
     slot.respawn = setTimeout(() => {
       slot.respawn = undefined;
       if (this.#retired || !this.#ctx.respawnAllowed()) return;
-      slot.worker = this.#spawn(slot.index);
+      slot.worker = this.#spawn(slot.index, 'respawn');
     }, delayMs);
   }
 
@@ -162,7 +165,7 @@ export class Generation {
   async replace(worker: WorkerProcess, reason: ExitReason): Promise<WorkerProcess | undefined> {
     const slot = this.#slots.find((s) => s.worker === worker);
     if (slot === undefined || this.#retired) return undefined;
-    const next = this.#spawn(slot.index);
+    const next = this.#spawn(slot.index, `recycle (${reason})`);
     try {
       await next.ready;
     } catch (err) {

@@ -96,8 +96,6 @@ export class Master {
   #retired: StatsSnapshot | undefined;
   /** Workers that have exited and whose channel has not closed yet. */
   readonly #retiring = new Set<WorkerProcess>();
-  /** Why the workers being forked now are forked (start, reload, a recycle's reason). */
-  #spawnWhy: string | undefined;
 
   constructor(config: ContainerConfig, options: MasterOptions) {
     this.#config = config;
@@ -205,15 +203,6 @@ export class Master {
 
   #newGeneration(config: ContainerConfig, why: string): Generation {
     this.#slots.historySize = config.restartHistory;
-    this.#spawnWhy = why;
-    try {
-      return this.#createGeneration(config);
-    } finally {
-      this.#spawnWhy = undefined;
-    }
-  }
-
-  #createGeneration(config: ContainerConfig): Generation {
     const number = ++this.#generationNumber;
     const sockets = config.listeners.map((l) => {
       const socket = this.#sockets.get(listenerKey(l, config));
@@ -222,6 +211,7 @@ export class Master {
     });
     const context: GenerationContext = {
       number,
+      why,
       config,
       sockets,
       count: workerCount(config),
@@ -240,7 +230,7 @@ export class Master {
         return backoff;
       },
       events: {
-        onSpawn: (worker) => this.#slots.spawned(worker, this.#spawnWhy ?? 'respawn'),
+        onSpawn: (worker, why) => this.#slots.spawned(worker, why),
         onReady: (worker, message) => {
           if (message.transport !== undefined) this.#transport = message.transport;
           this.#slots.ready(worker);
@@ -334,11 +324,7 @@ export class Master {
           'recycling worker',
         );
         this.#slots.recycling(next.worker, next.reason);
-        // replace() forks synchronously: the new worker's history says why.
-        this.#spawnWhy = `recycle (${next.reason})`;
-        const replaced = generation.replace(next.worker, next.reason);
-        this.#spawnWhy = undefined;
-        const old = await replaced;
+        const old = await generation.replace(next.worker, next.reason);
         if (old !== undefined) {
           this.#draining.add(old);
           old.stop(this.#config.reloadMercyMs, next.reason);
@@ -508,19 +494,16 @@ export class Master {
     const retired = this.#retired;
     const retiring = [...this.#retiring].map((w) => w.lastStats);
     const snapshots = await Promise.all(workers.map((w) => w.stats()));
+    // A worker that did not answer within 1 s has a blocked event loop: its last report.
+    const latest = workers.map((w, i) => snapshots[i] ?? w.lastStats);
     return {
       generation: this.#generationNumber,
       startedAt: this.startedAt,
       total: sumStats(snapshots),
-      lifetime: sumStats([
-        retired,
-        ...retiring,
-        ...workers.map((w, i) => snapshots[i] ?? w.lastStats),
-      ]),
+      lifetime: sumStats([retired, ...retiring, ...latest]),
       workers: workers.map((w, i) => {
         const memory = w.memory();
-        // A worker that did not answer within 1 s has a blocked event loop: its last report.
-        const stats = snapshots[i] ?? w.lastStats;
+        const stats = latest[i];
         return {
           id: w.id,
           pid: w.pid,

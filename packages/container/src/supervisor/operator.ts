@@ -13,18 +13,20 @@ import {
   socketInode,
   somaxconn,
 } from '../stats/listen-queue.ts';
-import { containerMetrics, METRICS_CONTENT_TYPE } from '../stats/metrics.ts';
+import { containerMetrics } from '../stats/metrics.ts';
 import { listenMetrics, listenStats, type OperatorEndpoint } from '../stats/server.ts';
 import type { Master } from './master.ts';
 
 /** How often the listen queues are sampled for `listen_queue_errors`. */
 const SAMPLE_MS = 1000;
 
+type Kind = 'stats' | 'metrics';
+
 export class Operator {
   readonly #master: Master;
   readonly #log: Logger;
-  #stats: { address: string; endpoint: OperatorEndpoint } | undefined;
-  #metrics: { address: string; endpoint: OperatorEndpoint } | undefined;
+  /** The bound endpoints, by kind, with the configured address each was bound for. */
+  readonly #endpoints: { [K in Kind]?: { address: string; endpoint: OperatorEndpoint } } = {};
   #sampler: NodeJS.Timeout | undefined;
   #listenQueueErrors = 0;
   /** Sockets found full at the last sample: one warning per episode, not one per second. */
@@ -35,7 +37,7 @@ export class Operator {
    */
   #readings: { at: number; map: Map<string, QueueReading> } | undefined;
   #reading: Promise<Map<string, QueueReading>> | undefined;
-  #gathering: Promise<{ facts: ContainerFacts }> | undefined;
+  #gathering: Promise<ContainerFacts> | undefined;
   /** update() and close() one after another; nothing binds after close(). */
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
@@ -47,36 +49,42 @@ export class Operator {
 
   /** Binds what `config` asks for (and closes what it no longer asks for). */
   update(config: ContainerConfig): Promise<void> {
-    const run = this.#queue.then(() => this.#update(config));
+    return this.#serially(() => this.#update(config));
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    return this.#serially(() => this.#close());
+  }
+
+  /** Bound addresses, for the ready record. */
+  addresses(): { stats?: string; metrics?: string } {
+    const { stats, metrics } = this.#endpoints;
+    return {
+      ...(stats === undefined ? {} : { stats: stats.endpoint.address }),
+      ...(metrics === undefined ? {} : { metrics: metrics.endpoint.address }),
+    };
+  }
+
+  async document(): Promise<Record<string, unknown>> {
+    return containerDocument(await this.#facts());
+  }
+
+  async metrics(): Promise<string> {
+    return containerMetrics(await this.#facts());
+  }
+
+  #serially(step: () => Promise<void>): Promise<void> {
+    const run = this.#queue.then(step);
     this.#queue = run.catch(() => undefined);
     return run;
   }
 
   async #update(config: ContainerConfig): Promise<void> {
     if (this.#closed) return;
-    if (config.stats !== this.#stats?.address) {
-      await this.#stats?.endpoint.close();
-      this.#stats = undefined;
-      if (config.stats !== undefined) {
-        const endpoint = await listenStats(config.stats, () => this.document(), this.#log);
-        this.#stats = { address: config.stats, endpoint };
-        this.#log.info({ stats: endpoint.address }, 'stats server listening');
-      }
-    }
-    if (config.metrics !== this.#metrics?.address) {
-      await this.#metrics?.endpoint.close();
-      this.#metrics = undefined;
-      if (config.metrics !== undefined) {
-        const endpoint = await listenMetrics(
-          config.metrics,
-          async () => ({ type: METRICS_CONTENT_TYPE, body: await this.metrics() }),
-          this.#log,
-        );
-        this.#metrics = { address: config.metrics, endpoint };
-        this.#log.info({ metrics: endpoint.address }, 'metrics endpoint listening');
-      }
-    }
-    const wanted = this.#stats !== undefined || this.#metrics !== undefined;
+    await this.#rebind('stats', config.stats);
+    await this.#rebind('metrics', config.metrics);
+    const wanted = this.#endpoints.stats !== undefined || this.#endpoints.metrics !== undefined;
     if (wanted && this.#sampler === undefined) {
       this.#sampler = setInterval(() => void this.#sample(), SAMPLE_MS);
       this.#sampler.unref();
@@ -86,63 +94,50 @@ export class Operator {
     }
   }
 
-  /** Bound addresses, for the ready record. */
-  addresses(): { stats?: string; metrics?: string } {
-    return {
-      ...(this.#stats === undefined ? {} : { stats: this.#stats.endpoint.address }),
-      ...(this.#metrics === undefined ? {} : { metrics: this.#metrics.endpoint.address }),
-    };
-  }
-
-  async document(): Promise<Record<string, unknown>> {
-    return containerDocument((await this.#facts()).facts);
-  }
-
-  async metrics(): Promise<string> {
-    return containerMetrics((await this.#facts()).facts);
-  }
-
-  close(): Promise<void> {
-    this.#closed = true;
-    const run = this.#queue.then(() => this.#close());
-    this.#queue = run.catch(() => undefined);
-    return run;
+  /** The `kind` endpoint on `address` (none when undefined), rebound only when it changed. */
+  async #rebind(kind: Kind, address: string | undefined): Promise<void> {
+    const bound = this.#endpoints[kind];
+    if (address === bound?.address) return;
+    await bound?.endpoint.close();
+    delete this.#endpoints[kind];
+    if (address === undefined) return;
+    const endpoint =
+      kind === 'stats'
+        ? await listenStats(address, () => this.document(), this.#log)
+        : await listenMetrics(address, () => this.metrics(), this.#log);
+    this.#endpoints[kind] = { address, endpoint };
+    this.#log.info(
+      { [kind]: endpoint.address },
+      kind === 'stats' ? 'stats server listening' : 'metrics endpoint listening',
+    );
   }
 
   async #close(): Promise<void> {
     if (this.#sampler !== undefined) clearInterval(this.#sampler);
     this.#sampler = undefined;
-    await Promise.all([this.#stats?.endpoint.close(), this.#metrics?.endpoint.close()]);
-    this.#stats = undefined;
-    this.#metrics = undefined;
+    await Promise.all([this.#rebind('stats', undefined), this.#rebind('metrics', undefined)]);
   }
 
   /** One gathering at a time: concurrent documents and scrapes share it (a flood asks once). */
-  #facts(): Promise<{ facts: ContainerFacts }> {
+  #facts(): Promise<ContainerFacts> {
     this.#gathering ??= this.#gather().finally(() => {
       this.#gathering = undefined;
     });
     return this.#gathering;
   }
 
-  async #gather(): Promise<{ facts: ContainerFacts }> {
+  async #gather(): Promise<ContainerFacts> {
     const master = this.#master;
     // The queues after the workers' answers (which can take a second for a blocked one), so
     // they and `listen_queue_errors` are of the same moment.
     const stats = await master.stats();
     const listeners = await this.#listeners();
-    const facts: ContainerFacts = {
-      generation: stats.generation,
-      startedAt: stats.startedAt,
-      total: stats.total,
-      lifetime: stats.lifetime,
-      workers: stats.workers,
-      exits: stats.exits,
+    return {
+      ...stats,
       listeners,
       listenQueueErrors: this.#listenQueueErrors,
       mounts: master.config.mounts.map((m) => ({ path: m.path, app: m.app })),
     };
-    return { facts };
   }
 
   async #queues(maxAgeMs: number): Promise<Map<string, QueueReading>> {

@@ -42,8 +42,8 @@ export interface WorkerExit {
 }
 
 export interface WorkerEvents {
-  /** The process was forked (its slot has a new process). */
-  onSpawn?(worker: WorkerProcess): void;
+  /** The process was forked (its slot has a new process), and why. */
+  onSpawn?(worker: WorkerProcess, why: string): void;
   onReady?(worker: WorkerProcess, message: Extract<WorkerMessage, { type: 'ready' }>): void;
   onExit?(worker: WorkerProcess, exit: WorkerExit): void;
   onRecycle?(worker: WorkerProcess, reason: ExitReason): void;
