@@ -43,11 +43,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { addInto, profileSelfTime, profilesOf } from './lib/cpuprofile.mjs';
 import { markdownTable, median } from './lib/harness.mjs';
-import { startNginx, UWSGI_PARAMS } from './lib/nginx.mjs';
+import { startNginxForBackends, UWSGI_PARAMS } from './lib/nginx.mjs';
 import {
   CLK_TCK,
   cpuTicks,
   freePort,
+  logRecords,
   poll,
   processTree,
   rawHttpGet,
@@ -101,20 +102,6 @@ const hrUs = () => Number(process.hrtime.bigint() / 1000n);
 // ---------------------------------------------------------------------------------------------
 // Backends
 
-/** Every JSON record of a log file. */
-function records(file) {
-  const out = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line));
-    } catch {
-      // A line being written.
-    }
-  }
-  return out;
-}
-
 /** `uwsgi-ts run` with `workers: 2`; `on`: with a stats socket and a metrics port. */
 async function startBackend(dir, name, { on, metricsPort, nodeArgs = [], logSuffix = '' }) {
   const sock = path.join(dir, `${name}.sock`);
@@ -147,7 +134,7 @@ async function startBackend(dir, name, { on, metricsPort, nodeArgs = [], logSuff
   const ready = await poll(
     () => {
       if (rec.exited) throw new Error(`${name} exited: ${rec.stderr}`);
-      return records(logFile).find((r) => r.msg === 'ready');
+      return logRecords(logFile).find((r) => r.msg === 'ready');
     },
     { what: `${name} ready`, tries: 600 },
   );
@@ -447,31 +434,9 @@ async function main() {
       off: await startBackend(dir, 'off', { on: false }),
       on: await startBackend(dir, 'on', { on: true, metricsPort: await freePort() }),
     };
-    const nginx = await startNginx({
-      dir,
-      server: (port) =>
-        [
-          '  server {',
-          `    listen 127.0.0.1:${port} backlog=4096;`,
-          '    keepalive_requests 1000000;',
-          ...Object.values(backends).map(
-            (b) =>
-              `    location /${b.name}/ { include ${UWSGI_PARAMS}; uwsgi_pass unix:${b.sock}; }`,
-          ),
-          '  }',
-        ].join('\n'),
-    });
+    const nginx = await startNginxForBackends(dir, Object.values(backends));
     const origin = `http://127.0.0.1:${nginx.port}`;
     const script = writeWrkScript(dir);
-    for (const b of Object.values(backends)) {
-      await poll(
-        async () => {
-          const r = await rawHttpGet(nginx.port, `/${b.name}/hello`);
-          return r.status === 200 && r.body === 'Hello, world!';
-        },
-        { what: `${b.name} to answer through nginx` },
-      );
-    }
     const first = await startScraper(backends.on).stop();
     if (!first.stats[0]?.ok) throw new Error(`stats socket: ${first.stats[0]?.error}`);
     const cases = ['off', 'on'].map((id) => ({

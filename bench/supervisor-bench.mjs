@@ -50,10 +50,11 @@ import { fileURLToPath } from 'node:url';
 import { sendControl } from '@uwsgi-ts/container';
 import { profileSelfTime, profilesOf } from './lib/cpuprofile.mjs';
 import { markdownTable, median } from './lib/harness.mjs';
-import { startNginx, UWSGI_PARAMS } from './lib/nginx.mjs';
+import { startNginxForBackends, UWSGI_PARAMS } from './lib/nginx.mjs';
 import {
   CLK_TCK,
   cpuTicks,
+  logRecords,
   poll,
   processTree,
   rawHttpGet,
@@ -182,7 +183,7 @@ async function startRun(dir, name, spec) {
   const ready = await poll(
     () => {
       if (rec.exited) throw new Error(`${name} exited: ${rec.stderr}${tail(logFile)}`);
-      return records(logFile).find((r) => r.msg === 'ready');
+      return logRecords(logFile).find((r) => r.msg === 'ready');
     },
     { what: `${name} ready`, tries: 600 },
   );
@@ -198,20 +199,6 @@ function tail(file) {
   } catch {
     return '';
   }
-}
-
-/** Every JSON record of a log file, in file order. */
-function records(file) {
-  const out = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line));
-    } catch {
-      // A line being written.
-    }
-  }
-  return out;
 }
 
 /** pid -> requests served so far, per worker of the serving generation (control stats). */
@@ -346,7 +333,7 @@ function startProbe(port, urlPath) {
 
 /** The master's own records (role master), in order. */
 function masterRecords(b) {
-  return records(b.logFile).filter((r) => r.role === 'master');
+  return logRecords(b.logFile).filter((r) => r.role === 'master');
 }
 
 /**
@@ -587,31 +574,9 @@ async function main() {
         access: false,
       });
     }
-    const nginx = await startNginx({
-      dir,
-      server: (port) =>
-        [
-          '  server {',
-          `    listen 127.0.0.1:${port} backlog=4096;`,
-          '    keepalive_requests 1000000;',
-          ...Object.values(backends).map(
-            (b) =>
-              `    location /${b.name}/ { include ${UWSGI_PARAMS}; uwsgi_pass unix:${b.sock}; }`,
-          ),
-          '  }',
-        ].join('\n'),
-    });
+    const nginx = await startNginxForBackends(dir, Object.values(backends));
     const origin = `http://127.0.0.1:${nginx.port}`;
     const script = writeWrkScript(dir);
-    for (const b of Object.values(backends)) {
-      await poll(
-        async () => {
-          const r = await rawHttpGet(nginx.port, `/${b.name}/hello`);
-          return r.status === 200 && r.body === 'Hello, world!';
-        },
-        { what: `${b.name} to answer through nginx` },
-      );
-    }
 
     const labels = {
       base: `base: single-process run (${info.base?.split(' ')[0]})`,

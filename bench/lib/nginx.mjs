@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { freePort, poll, spawnTracked, stop } from './proc.mjs';
+import { freePort, poll, rawHttpGet, spawnTracked, stop } from './proc.mjs';
 
 export const NGINX_BIN = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
 
@@ -68,4 +68,37 @@ export function canConnect(port) {
     });
     s.on('error', () => resolve(false));
   });
+}
+
+/**
+ * A private nginx with one location per backend (`/<name>/` -> `uwsgi_pass unix:<sock>`, the
+ * stock uwsgi_params), started once every backend answers its hello app
+ * (bench/backends/hello-app.mjs) through it.
+ * @param {string} dir
+ * @param {readonly { name: string, sock: string }[]} backends
+ */
+export async function startNginxForBackends(dir, backends) {
+  const nginx = await startNginx({
+    dir,
+    server: (port) =>
+      [
+        '  server {',
+        `    listen 127.0.0.1:${port} backlog=4096;`,
+        '    keepalive_requests 1000000;',
+        ...backends.map(
+          (b) => `    location /${b.name}/ { include ${UWSGI_PARAMS}; uwsgi_pass unix:${b.sock}; }`,
+        ),
+        '  }',
+      ].join('\n'),
+  });
+  for (const b of backends) {
+    await poll(
+      async () => {
+        const r = await rawHttpGet(nginx.port, `/${b.name}/hello`);
+        return r.status === 200 && r.body === 'Hello, world!';
+      },
+      { what: `${b.name} to answer through nginx` },
+    );
+  }
+  return nginx;
 }

@@ -160,3 +160,17 @@ export function rawHttpGet(port, path, timeoutMs = 5000) {
     });
   });
 }
+
+/** Every JSON record of a log file, in file order (a line still being written is skipped). */
+export function logRecords(file) {
+  const out = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line));
+    } catch {
+      // A line being written.
+    }
+  }
+  return out;
+}
