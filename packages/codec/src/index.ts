@@ -40,6 +40,7 @@ export {
   isPong,
 } from './packet.ts';
 export {
+  type DefaultedPart,
   type HeadersInput,
   type HttpRequestDescription,
   type HttpScheme,

@@ -71,7 +71,22 @@ export interface UwsgiRequest {
   readonly scriptName: string;
   /** `PATH_INFO` (decoded by the front end), default `''`. */
   readonly pathInfo: string;
+  /**
+   * What the front end left out and `varsToRequest` filled in (empty when nothing): `'method'`
+   * (no `REQUEST_METHOD`: `GET`), `'path'` (neither `REQUEST_URI` nor `PATH_INFO`, or both
+   * empty: `/`). An nginx `location` with a `uwsgi_param` of its own and no `include uwsgi_params`
+   * sends neither (the level's params replace the inherited ones); uWSGI serves such requests.
+   */
+  readonly defaulted: readonly DefaultedPart[];
 }
+
+/** A part of the request a front end did not send (`UwsgiRequest.defaulted`). */
+export type DefaultedPart = 'method' | 'path';
+
+const DEFAULTED_NONE: readonly DefaultedPart[] = Object.freeze([]);
+const DEFAULTED_METHOD: readonly DefaultedPart[] = Object.freeze(['method']);
+const DEFAULTED_PATH: readonly DefaultedPart[] = Object.freeze(['path']);
+const DEFAULTED_BOTH: readonly DefaultedPart[] = Object.freeze(['method', 'path']);
 
 /** Options of `varsToRequest`. */
 export interface VarsToRequestOptions {
@@ -87,6 +102,11 @@ export interface VarsToRequestOptions {
   readonly modifier1?: number;
   /** Encoding the vars were decoded with; used to re-encode `PATH_INFO`. Default `'latin1'`. */
   readonly encoding?: VarsEncoding;
+  /**
+   * Refuse (`UWSGI_ERR_REQUEST_INVALID`) a request without `REQUEST_METHOD` or without a path
+   * instead of reading it as `GET` / `/` (`UwsgiRequest.defaulted`). Default `false`.
+   */
+  readonly strictVars?: boolean;
 }
 
 /** RFC 9110 section 5.6.2 token. */
@@ -196,14 +216,21 @@ function isHttpVar(key: string): boolean {
  * other duplicate var is read last-wins, like uWSGI's Python environ. `UWSGI_*` vars other than
  * `UWSGI_SCHEME` mean nothing here.
  *
- * @throws {UwsgiError} `UWSGI_ERR_REQUEST_INVALID` when `REQUEST_METHOD` is missing, empty or not
- * a token; neither `REQUEST_URI` nor `PATH_INFO` is set (datasize 0 included); the target holds
+ * Missing parts are read as uWSGI serves them (`UwsgiRequest.defaulted`): no
+ * `REQUEST_METHOD` is `GET`; neither `REQUEST_URI` nor `PATH_INFO` is the path `/` (with
+ * `?QUERY_STRING` when that is set); `strictVars` refuses both instead.
+ *
+ * @throws {UwsgiError} `UWSGI_ERR_REQUEST_INVALID` when there are no vars at all (datasize 0: no
+ * front end sends that for a request); `REQUEST_METHOD` is empty or not a token, or missing
+ * under `strictVars`; neither `REQUEST_URI` nor `PATH_INFO` is set under `strictVars`; the target holds
  * a control char or space; `CONTENT_LENGTH` is not digits only or above 2^53 - 1 (`"5x"`,
  * `"+5"`, `" 5"`, `"-1"`); `SERVER_PROTOCOL` is not `HTTP/d.d`; framing vars conflict.
  * `UWSGI_ERR_ARG_INVALID` for bad options.
  */
 export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {}): UwsgiRequest {
   const utf8 = checkEncoding(options.encoding);
+  if (vars.length === 0) throw requestInvalid('the packet has no vars (datasize 0)');
+  const strict = options.strictVars === true;
   let method: string | undefined;
   let contentLengthVar: string | undefined;
   let contentType: string | undefined;
@@ -331,10 +358,15 @@ export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {
     }
   }
 
-  if (method === undefined || method.length === 0)
-    throw requestInvalid('REQUEST_METHOD is missing');
-  if (!TOKEN.test(method)) {
-    throw requestInvalid(`REQUEST_METHOD is not a token: ${JSON.stringify(method.slice(0, 80))}`);
+  // Absent is a front end's config that leaves it out; empty is a broken value (RELIABILITY U23).
+  const noMethod = method === undefined;
+  if (noMethod) {
+    if (strict) throw requestInvalid('REQUEST_METHOD is missing');
+    method = 'GET';
+  } else if (method!.length === 0) {
+    throw requestInvalid('REQUEST_METHOD is empty');
+  } else if (!TOKEN.test(method!)) {
+    throw requestInvalid(`REQUEST_METHOD is not a token: ${JSON.stringify(method!.slice(0, 80))}`);
   }
 
   // CONTENT_LENGTH alone frames the body. Digits only: uWSGI's "leading digits" reading turns
@@ -355,6 +387,7 @@ export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {
   }
 
   let url: string;
+  let noPath = false;
   if (requestUri !== undefined && requestUri.length > 0) {
     checkTarget('REQUEST_URI', requestUri);
     url = requestUri;
@@ -362,8 +395,13 @@ export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {
     const query = queryString ?? '';
     checkTarget('QUERY_STRING', query);
     url = escapePath(pathInfo, utf8) + (query.length > 0 ? `?${query}` : '');
-  } else {
+  } else if (strict) {
     throw requestInvalid('neither REQUEST_URI nor PATH_INFO is set');
+  } else {
+    noPath = true;
+    const query = queryString ?? '';
+    checkTarget('QUERY_STRING', query);
+    url = query.length > 0 ? `/?${query}` : '/';
   }
   const q = url.indexOf('?');
 
@@ -393,7 +431,7 @@ export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {
   }
 
   return {
-    method,
+    method: method as string,
     url,
     path: q === -1 ? url : url.slice(0, q),
     query: q === -1 ? '' : url.slice(q + 1),
@@ -414,6 +452,13 @@ export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {
     serverProtocol: protocol,
     scriptName: script,
     pathInfo: info,
+    defaulted: noMethod
+      ? noPath
+        ? DEFAULTED_BOTH
+        : DEFAULTED_METHOD
+      : noPath
+        ? DEFAULTED_PATH
+        : DEFAULTED_NONE,
   };
 }
 

@@ -164,22 +164,79 @@ describe('varsToRequest', () => {
     });
   });
 
-  it('missing method or path is invalid (never a default GET /)', () => {
-    expect(() => varsToRequest([])).toThrow(invalid);
-    expect(() => varsToRequest([['REQUEST_URI', '/']])).toThrow(invalid);
-    expect(() => varsToRequest([['REQUEST_METHOD', 'GET']])).toThrow(invalid);
+  it('missing method or path: GET and / as uWSGI serves them, named in `defaulted`', () => {
+    // nginx-tests uwsgi.t: a location with its own uwsgi_param and no include uwsgi_params.
+    const bare = varsToRequest([
+      ['SERVER_PROTOCOL', 'HTTP/1.0'],
+      ['HTTP_X_BLAH', 'blah'],
+      ['HTTP_HOST', 'localhost'],
+    ]);
+    expect(bare).toMatchObject({
+      method: 'GET',
+      url: '/',
+      path: '/',
+      query: '',
+      host: 'localhost',
+    });
+    expect(bare.defaulted).toEqual(['method', 'path']);
+    expect(varsToRequest([['REQUEST_URI', '/x']])).toMatchObject({
+      method: 'GET',
+      url: '/x',
+      defaulted: ['method'],
+    });
+    expect(varsToRequest([['REQUEST_METHOD', 'POST']])).toMatchObject({
+      method: 'POST',
+      url: '/',
+      defaulted: ['path'],
+    });
+    // An empty path var is no path; an empty method is a broken one (RELIABILITY U23).
+    expect(
+      varsToRequest([
+        ['REQUEST_URI', ''],
+        ['PATH_INFO', ''],
+        ['QUERY_STRING', 'a=1'],
+      ]),
+    ).toMatchObject({ method: 'GET', url: '/?a=1', path: '/', query: 'a=1' });
     expect(() =>
       varsToRequest([
         ['REQUEST_METHOD', ''],
         ['REQUEST_URI', '/'],
       ]),
     ).toThrow(invalid);
+    expect(varsToRequest(base).defaulted).toEqual([]);
+    // The query still may not hold what a request-target cannot.
+    expect(() => varsToRequest([['QUERY_STRING', 'a b']])).toThrow(invalid);
+    // No vars at all (datasize 0) is no request from any front end.
+    expect(() => varsToRequest([])).toThrow(invalid);
+  });
+
+  it('strictVars: missing method or path is invalid', () => {
+    const strict = { strictVars: true };
+    expect(() => varsToRequest([], strict)).toThrow(invalid);
+    expect(() => varsToRequest([['REQUEST_URI', '/']], strict)).toThrow(invalid);
+    expect(() => varsToRequest([['REQUEST_METHOD', 'GET']], strict)).toThrow(invalid);
     expect(() =>
-      varsToRequest([
-        ['REQUEST_METHOD', 'GET'],
-        ['PATH_INFO', ''],
-      ]),
+      varsToRequest(
+        [
+          ['REQUEST_METHOD', ''],
+          ['REQUEST_URI', '/'],
+        ],
+        strict,
+      ),
     ).toThrow(invalid);
+    expect(() =>
+      varsToRequest(
+        [
+          ['REQUEST_METHOD', 'GET'],
+          ['PATH_INFO', ''],
+        ],
+        strict,
+      ),
+    ).toThrow(invalid);
+    expect(varsToRequest(base, strict).url).toBe('/p?q=1');
+  });
+
+  it('a method that is not a token, a bad target or protocol is invalid', () => {
     expect(() =>
       varsToRequest([
         ['REQUEST_METHOD', 'G T'],

@@ -248,6 +248,7 @@ class ContainerImpl implements Container {
           stats: this.#stats,
           accessLog: access,
           health: config.health,
+          strictVars: config.strictVars,
         };
         const bound = await transport.listen(listenOptions, (conn) => this.#acceptUwsgi(conn, ctx));
         ctx.listener = bound.address;

@@ -133,12 +133,21 @@ describe.each(TRANSPORTS)('uwsgi listener, %s transport', (kind) => {
     });
   });
 
-  it('400 without REQUEST_METHOD: url known, method null', async () => {
-    const s = await start();
+  it('400 without REQUEST_METHOD under strictVars: url known, method null', async () => {
+    const s = await start({ strictVars: true });
     const vars = withVar(requestVars('GET', '/m'), 'REQUEST_METHOD', undefined);
     const r = await exchange(s.path, packet(vars), { closeAfterResponse: true });
     expect(r.status).toBe(400);
     expect(await onlyRecord(s)).toMatchObject({ method: null, url: '/m', status: 400 });
+  });
+
+  it('without REQUEST_METHOD (not strict): served, logged as the GET it was served as', async () => {
+    const s = await start();
+    const vars = withVar(requestVars('GET', '/m'), 'REQUEST_METHOD', undefined);
+    const r = await exchange(s.path, packet(vars), { closeAfterResponse: true });
+    expect(r.status).toBe(200);
+    const rec = await waitForRecord(s.records, (x) => x.msg === 'request');
+    expect(rec).toMatchObject({ method: 'GET', url: '/m', status: 200 });
   });
 
   it('411 for a transfer coding without CONTENT_LENGTH', async () => {

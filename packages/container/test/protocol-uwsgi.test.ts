@@ -356,8 +356,8 @@ describe.each(TRANSPORTS)('%s transport', (kind) => {
   });
 
   describe('uwsgi listener: refusals', () => {
-    it('U05: datasize 0, no method, no path -> 400', async () => {
-      const s = await start(hello);
+    it('U05: datasize 0 -> 400; no method, no path -> 400 under strictVars', async () => {
+      const s = await start(hello, { strictVars: true });
       const cases = [
         Buffer.from([0, 0, 0, 0]),
         packet([['REQUEST_URI', '/']]),
@@ -368,6 +368,42 @@ describe.each(TRANSPORTS)('%s transport', (kind) => {
         expect(r.status).toBe(400);
         expect(r.headers.connection).toBe('close');
       }
+    });
+
+    it('no method, no path: served as GET /, one warning per listener and part', async () => {
+      const seen: string[] = [];
+      const s = await start((req, res) => {
+        seen.push(`${req.method} ${req.url} ${req.headers['x-blah']}`);
+        res.end('SEE-THIS');
+      });
+      // What nginx sends for a location with its own uwsgi_param and no include uwsgi_params.
+      const bare = packet([
+        ['SERVER_PROTOCOL', 'HTTP/1.0'],
+        ['HTTP_X_BLAH', 'blah'],
+        ['HTTP_HOST', 'localhost'],
+      ]);
+      for (let i = 0; i < 3; i++) {
+        const r = await exchange(s.path, bare, { halfClose: true });
+        expect(r.status).toBe(200);
+        expect(r.body.toString()).toBe('SEE-THIS');
+      }
+      const r = await exchange(s.path, packet([['REQUEST_METHOD', 'POST']]), { halfClose: true });
+      expect(r.status).toBe(200);
+      expect(seen).toEqual(['GET / blah', 'GET / blah', 'GET / blah', 'POST / undefined']);
+      const warnings = s.records.filter(
+        (x) => x.level === 40 && /uwsgi_params/.test(String(x.msg)),
+      );
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({
+        listener: `unix:${s.path}`,
+        missing: ['REQUEST_METHOD', 'REQUEST_URI'],
+      });
+      expect(String(warnings[0]?.msg)).toContain('strictVars');
+      // Only the method missing: the path part was warned about already, the method too.
+      const q = await exchange(s.path, packet([['QUERY_STRING', 'a=1']]), { halfClose: true });
+      expect(q.status).toBe(200);
+      expect(seen.at(-1)).toBe('GET /?a=1 undefined');
+      expect(s.records.filter((x) => /uwsgi_params/.test(String(x.msg)))).toHaveLength(1);
     });
 
     it('U12: malformed CONTENT_LENGTH -> 400', async () => {

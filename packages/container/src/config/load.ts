@@ -142,6 +142,7 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Con
     log: raw.log.file === undefined ? raw.log : { ...raw.log, file: resolve(base, raw.log.file) },
     transport: raw.transport,
     ...(raw.health === undefined ? {} : { health: raw.health }),
+    strictVars: raw.strictVars,
     shutdownTimeoutMs: raw.shutdownTimeoutMs,
     workers: raw.workers,
     readyTimeoutMs: raw.readyTimeoutMs,

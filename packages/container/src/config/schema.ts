@@ -326,6 +326,13 @@ export const configSchema = {
       type: 'string',
       pattern: '^/[^?#\\s]*$',
     },
+    strictVars: {
+      title: 'Refuse requests missing vars',
+      description:
+        'uwsgi listeners answer 400 to a request without REQUEST_METHOD or without a path (REQUEST_URI, PATH_INFO). Off (default): such a request is served as GET and / as uWSGI does, with one warning per listener naming the missing vars; nginx sends them when a location sets its own uwsgi_param without include uwsgi_params.',
+      type: 'boolean',
+      default: false,
+    },
     shutdownTimeoutMs: {
       title: 'Shutdown grace (ms)',
       description:

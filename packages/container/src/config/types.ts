@@ -93,6 +93,11 @@ export interface ContainerConfig {
    * routing or an app (GET/HEAD with that exact path, no body). Absent (default): off.
    */
   readonly health?: string;
+  /**
+   * Refuse (400) uwsgi requests without REQUEST_METHOD or a path instead of serving them as
+   * `GET` / `/` as uWSGI does (with one warning per listener). Default false.
+   */
+  readonly strictVars: boolean;
   /** Grace period for in-flight requests on stop, ms; default 30000 (uWSGI `reload-mercy`). */
   readonly shutdownTimeoutMs: number;
   /** Worker processes, or `auto` (available parallelism). Default 1. */

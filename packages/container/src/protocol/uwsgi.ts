@@ -10,8 +10,11 @@
  *   HTTP request on the uwsgi socket), a stalled head, an unsupported modifier1: one log record
  *   with code, peer and sizes, then close without a response: the front end answers 502, which
  *   is what a broken upstream should look like (uWSGI does the same);
- * - a parseable head that is not a valid request (datasize 0, no method, no path, bad
- *   CONTENT_LENGTH): 400; CONTENT_LENGTH over `maxBodySize`: 413 before any body byte is used;
+ * - a parseable head that is not a valid request (datasize 0, a method that is no token, bad
+ *   CONTENT_LENGTH; no method or no path under `strictVars`): 400; CONTENT_LENGTH over
+ *   `maxBodySize`: 413 before any body byte is used. Without `strictVars`, a request missing
+ *   REQUEST_METHOD or its path (an nginx `location` whose own `uwsgi_param` replaced the stock
+ *   params) is served as `GET` / `/`, as uWSGI does, with one warning per listener and part;
  * - a Transfer-Encoding other than `identity` (HTTP_TRANSFER_ENCODING) without CONTENT_LENGTH:
  *   411. That is uWSGI's http router relaying a chunked client body: raw chunks or nothing
  *   follow, and the app would otherwise see a bodiless request (PROTOCOL.md sections 4, 8).
@@ -41,6 +44,7 @@ import { STATUS_CODES } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import {
   type DecoderHandler,
+  type DefaultedPart,
   encodePong,
   MODIFIER1,
   PacketDecoder,
@@ -48,6 +52,7 @@ import {
   UwsgiError,
   type UwsgiRequest,
   type UwsgiVars,
+  type VarsToRequestOptions,
   varsToRequest,
 } from '@uwsgi-ts/codec';
 import {
@@ -87,6 +92,8 @@ export interface UwsgiListenerContext {
   readonly accessLog?: AccessLog | undefined;
   /** Config `health`: the path answered here (health.ts), before any http object. */
   readonly health?: string | undefined;
+  /** Config `strictVars`: refuse (400) a request without REQUEST_METHOD or a path. */
+  readonly strictVars?: boolean | undefined;
 }
 
 /** A served connection, as the container tracks it for shutdown. */
@@ -145,6 +152,9 @@ interface ContextState {
   readonly decoderOptions: { readonly maxVarsSize: number; readonly maxVars: number };
   /** {@link healthPathBytes} of `health`; null when it is off or no request can match it. */
   readonly healthPath: Uint8Array | null;
+  readonly requestOptions: VarsToRequestOptions;
+  /** Parts a front end left out that this listener has warned about (once each). */
+  readonly warnedDefaulted: Set<DefaultedPart>;
 }
 
 const stateByContext = new WeakMap<UwsgiListenerContext, ContextState>();
@@ -229,6 +239,8 @@ class UwsgiExchange
         linger: new DeadlineQueue<UwsgiExchange>(LINGER_MS, (ex) => ex.destroy()),
         decoderOptions: { maxVarsSize: ctx.limits.bufferSize, maxVars: ctx.limits.maxVars },
         healthPath: ctx.health === undefined ? null : healthPathBytes(ctx.health),
+        requestOptions: { strictVars: ctx.strictVars === true },
+        warnedDefaulted: new Set(),
       };
       stateByContext.set(ctx, found);
     }
@@ -406,7 +418,7 @@ class UwsgiExchange
     }
     let request: UwsgiRequest;
     try {
-      request = varsToRequest(vars);
+      request = varsToRequest(vars, this.#shared.requestOptions);
     } catch (err) {
       if (!(err instanceof UwsgiError)) throw err;
       // U05/U12: a readable head that is no valid request. The body length is unknown (a bad
@@ -415,6 +427,7 @@ class UwsgiExchange
       this.#armBodyDeadline();
       return undefined;
     }
+    if (request.defaulted.length > 0) this.#warnDefaulted(request.defaulted);
     if (request.contentLength === 0 && hasTransferCoding(request.headers)) {
       // The body exists but nothing frames it (module comment): refuse rather than drop it.
       // Whatever follows (raw chunks, if anything) is read to EOF and dropped, as for a 400.
@@ -561,6 +574,28 @@ class UwsgiExchange
     );
   }
 
+  /**
+   * One warning per listener and missing part: the front end's config is what needs fixing,
+   * and every request of that location would otherwise repeat it.
+   */
+  #warnDefaulted(parts: readonly DefaultedPart[]): void {
+    const warned = this.#shared.warnedDefaulted;
+    const fresh = parts.filter((part) => !warned.has(part));
+    if (fresh.length === 0) return;
+    for (const part of fresh) warned.add(part);
+    const missing = fresh.map((part) =>
+      part === 'method'
+        ? 'REQUEST_METHOD (served as GET)'
+        : 'REQUEST_URI and PATH_INFO (served as /)',
+    );
+    this.#ctx.log.warn(
+      { listener: this.#ctx.listener, missing: fresh.map((part) => MISSING_VARS[part]) },
+      `uwsgi request without ${missing.join(', ')}: the front end's location sets uwsgi_param ` +
+        'without "include uwsgi_params" (nginx drops the inherited params then); add it, or ' +
+        'set strictVars: true to refuse such requests with 400',
+    );
+  }
+
   #markResponded(): void {
     if (this.#responded) return;
     this.#responded = true;
@@ -693,6 +728,12 @@ class UwsgiExchange
     };
   }
 }
+
+/** The vars a front end left out, by the part that was filled in for them. */
+const MISSING_VARS: Readonly<Record<DefaultedPart, string>> = {
+  method: 'REQUEST_METHOD',
+  path: 'REQUEST_URI',
+};
 
 /** What an access record says of a request the container answered itself. */
 interface KnownHead {
