@@ -66,10 +66,12 @@ describe.skipIf(!HAS_NGINX)('nginx locations without include uwsgi_params', () =
   });
 
   /** `head` lines joined with CRLF, then the blank line and `body` as given. */
-  const raw = async (head: readonly string[], body = '') =>
-    parseHttpResponse(
-      await rawHttpExchange(nginx.port, Buffer.from(`${head.join('\r\n')}\r\n\r\n${body}`)),
-    );
+  const raw = async (head: readonly string[], body = '') => {
+    const bytes = Buffer.from(`${head.join('\r\n')}\r\n\r\n${body}`);
+    const response = parseHttpResponse(await rawHttpExchange(nginx.port, bytes));
+    if (response === undefined) throw new Error(`no response to ${head[0]}`);
+    return response;
+  };
 
   it('GET and HEAD are served as GET / with the headers nginx passed', async () => {
     const res = await request(nginx.url('/some/where?x=1'));

@@ -150,7 +150,7 @@ export function startLighttpd(options: FrontEndOptions): Promise<FrontEnd> {
 /**
  * uWSGI 2.0's http router as a pure front end: master + http gateway, no workers, `--http-to`
  * the container (a unix path or host:port). `--die-on-term` makes SIGTERM a shutdown (in 2.0 it
- * is a reload otherwise).
+ * is a reload otherwise); `--http-chunked-input` relays chunked request bodies.
  */
 export function startUwsgiRouter(options: FrontEndOptions): Promise<FrontEnd> {
   const up = options.upstream;
@@ -171,6 +171,9 @@ export function startUwsgiRouter(options: FrontEndOptions): Promise<FrontEnd> {
         to,
         '--http-timeout',
         '15',
+        // Relay chunked request bodies (raw, still chunked); without it the router forwards
+        // the head of a chunked request and drops its body (docs/fronts.md).
+        '--http-chunked-input',
       ];
       return { config: `uwsgi ${args.join(' ')}`, args };
     },

@@ -72,6 +72,7 @@ describe('valid configs', () => {
       },
       log: { access: true, format: 'auto', level: 'info' },
       transport: 'auto',
+      strictVars: false,
       shutdownTimeoutMs: 30000,
       workers: 1,
       readyTimeoutMs: 30000,

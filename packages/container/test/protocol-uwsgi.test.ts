@@ -213,8 +213,8 @@ describe.each(TRANSPORTS)('%s transport', (kind) => {
         },
         { mount: '/api' },
       );
-      // A Transfer-Encoding var never reaches the app. (`chunked` without CONTENT_LENGTH would
-      // be refused with 411; with it, the codec drops the var: see the refusals below.)
+      // Transfer-Encoding reaches the app only when no CONTENT_LENGTH frames the body (with it,
+      // the codec drops the var nginx forwards after de-chunking: see the refusals below).
       const vars = requestVars('GET', '/api/items?x=1', {
         HTTP_TRANSFER_ENCODING: 'identity',
         HTTP_X_TRACE: 'abc',
@@ -228,13 +228,20 @@ describe.each(TRANSPORTS)('%s transport', (kind) => {
         baseUrl: '/api',
         httpVersion: '1.1',
         host: 'example.test',
-        te: undefined,
+        te: 'identity',
         remoteAddress: '203.0.113.7',
         remotePort: 51234,
         sameSocket: true,
         uwsgi: { scriptName: '/api', pathInfo: '/items', scheme: 'http' },
       });
-      expect(seen.rawHeaders).toEqual(['host', 'example.test', 'x-trace', 'abc']);
+      expect(seen.rawHeaders).toEqual([
+        'host',
+        'example.test',
+        'transfer-encoding',
+        'identity',
+        'x-trace',
+        'abc',
+      ]);
     });
 
     it('gives req.url "/" when the request names the mount exactly', async () => {
@@ -434,7 +441,114 @@ describe.each(TRANSPORTS)('%s transport', (kind) => {
       expect(calls).toBe(0);
     });
 
-    it('Transfer-Encoding without CONTENT_LENGTH (uWSGI http router, chunked body) -> 411, app not called', async () => {
+    // The vars uWSGI's http router sends for a chunked client body (--http-chunked-input;
+    // PROTOCOL.md sections 4, 8): no CONTENT_LENGTH at all, then the client's raw chunks.
+    const routerVars: Array<[string, string]> = [
+      ['REQUEST_METHOD', 'POST'],
+      ['PATH_INFO', '/chunked'],
+      ['REQUEST_URI', '/chunked'],
+      ['QUERY_STRING', ''],
+      ['SERVER_PROTOCOL', 'HTTP/1.1'],
+      ['SCRIPT_NAME', ''],
+      ['SERVER_NAME', 'h'],
+      ['SERVER_PORT', '80'],
+      ['UWSGI_ROUTER', 'http'],
+      ['REMOTE_ADDR', '127.0.0.1'],
+      ['REMOTE_PORT', '5000'],
+      ['HTTP_HOST', 'h'],
+      ['HTTP_TRANSFER_ENCODING', 'chunked'],
+    ];
+    /** Echoes `length transfer-encoding body`, or `aborted` when the request was. */
+    const chunkEcho = (calls: { n: number; aborted: number }): NodeHandler => {
+      return (req, res) => {
+        calls.n++;
+        req.on('aborted', () => calls.aborted++);
+        readBody(req).then(
+          (body) => res.end(`${body.length} ${req.headers['transfer-encoding']} ${body}`),
+          () => undefined,
+        );
+      };
+    };
+
+    it('a chunked body without CONTENT_LENGTH (uWSGI router) is decoded for the app', async () => {
+      const calls = { n: 0, aborted: 0 };
+      const s = await start(chunkEcho(calls));
+      const body = Buffer.from(
+        '3\r\nabc\r\n10;ext=1;e2="q"\r\n0123456789abcdef\r\n0\r\nX-T: 1\r\n\r\n',
+      );
+      const whole = await exchange(s.path, packet(routerVars, body));
+      expect(whole.status).toBe(200);
+      expect(whole.body.toString()).toBe('19 chunked abc0123456789abcdef');
+      // One byte per write: every state of the decoder split across reads; surplus ignored.
+      const bytes = packet(routerVars, Buffer.concat([body, Buffer.from('GARBAGE')]));
+      const slow = await exchange(s.path, bytes, {
+        pieces: Array.from(bytes.subarray(60), (b) => Uint8Array.of(b)).reduce<Uint8Array[]>(
+          (acc, piece) => [...acc, piece],
+          [bytes.subarray(0, 60)],
+        ),
+      });
+      expect(slow.body.toString()).toBe('19 chunked abc0123456789abcdef');
+      // Codings before chunked stay the app's to undo; chunked framing still delimits the body.
+      const gz = routerVars.map(([k, v]): [string, string] =>
+        k === 'HTTP_TRANSFER_ENCODING' ? [k, 'gzip, chunked'] : [k, v],
+      );
+      const coded = await exchange(s.path, packet(gz, Buffer.from('2\r\nzz\r\n0\r\n\r\n')));
+      expect(coded.body.toString()).toBe('2 gzip, chunked zz');
+      const empty = await exchange(s.path, packet(routerVars, Buffer.from('0\r\n\r\n')));
+      expect(empty.body.toString()).toBe('0 chunked ');
+      expect(calls).toEqual({ n: 4, aborted: 0 });
+    });
+
+    it.each([
+      ['size not hex', '3x\r\nabc\r\n0\r\n\r\n'],
+      ['0x prefix', '0x3\r\nabc\r\n0\r\n\r\n'],
+      ['space before the size', ' 3\r\nabc\r\n0\r\n\r\n'],
+      ['bare LF after the size', '3\nabc\r\n0\r\n\r\n'],
+      ['no CRLF after data', '3\r\nabcd\r\n0\r\n\r\n'],
+      ['negative size', '-3\r\nabc\r\n0\r\n\r\n'],
+      ['a 14-digit size', `${'0'.repeat(13)}3\r\nabc\r\n0\r\n\r\n`],
+      ['an over-long extension', `3;${'x'.repeat(17 * 1024)}\r\nabc\r\n0\r\n\r\n`],
+      ['over-long trailers', `0\r\n${'X-T: y\r\n'.repeat(3000)}\r\n`],
+    ])('malformed chunked body (%s) -> 400, the request aborted', async (_name, chunks) => {
+      const calls = { n: 0, aborted: 0 };
+      const s = await start(chunkEcho(calls));
+      const r = await exchange(s.path, packet(routerVars, Buffer.from(chunks)), {
+        halfClose: true,
+      });
+      expect(r.status).toBe(400);
+      expect(r.headers.connection).toBe('close');
+      // Found bad within the head's read: the app is not called (else it sees `aborted`).
+      expect(calls.aborted).toBe(calls.n);
+    });
+
+    it('a chunked body over maxBodySize -> 413 at the chunk size, before its data', async () => {
+      const calls = { n: 0, aborted: 0 };
+      const s = await start(chunkEcho(calls), { limits: { maxBodySize: 10 } });
+      const fits = await exchange(
+        s.path,
+        packet(routerVars, Buffer.from('a\r\n0123456789\r\n0\r\n\r\n')),
+      );
+      expect(fits.body.toString()).toBe('10 chunked 0123456789');
+      // The second chunk's size line alone takes it over: refused without waiting for its data.
+      const over = await exchange(s.path, packet(routerVars, Buffer.from('6\r\n012345\r\n6\r\n')), {
+        closeAfterResponse: true,
+      });
+      expect(over.status).toBe(413);
+      // Found bad within the head's read: the app is not called (else it sees `aborted`).
+      expect(calls.aborted).toBe(calls.n - 1);
+    });
+
+    it('EOF before the last chunk: the app sees an aborted request', async () => {
+      const calls = { n: 0, aborted: 0 };
+      const s = await start(chunkEcho(calls));
+      const r = await exchange(s.path, packet(routerVars, Buffer.from('3\r\nabc\r\n')), {
+        halfClose: true,
+      });
+      expect(r.status).toBeUndefined();
+      expect(calls).toEqual({ n: 1, aborted: 1 });
+    });
+
+    it('any other transfer coding without CONTENT_LENGTH -> 411, app not called', async () => {
       let calls = 0;
       const s = await start((req, res) => {
         calls++;
@@ -442,41 +556,14 @@ describe.each(TRANSPORTS)('%s transport', (kind) => {
           res.end(`${body.length} ${req.headers['transfer-encoding']}`),
         );
       });
-      // The vars the router sends for a chunked client body (PROTOCOL.md sections 4, 8): no
-      // CONTENT_LENGTH at all, then raw chunks or nothing.
-      const routerVars: Array<[string, string]> = [
-        ['REQUEST_METHOD', 'POST'],
-        ['PATH_INFO', '/chunked'],
-        ['REQUEST_URI', '/chunked'],
-        ['QUERY_STRING', ''],
-        ['SERVER_PROTOCOL', 'HTTP/1.1'],
-        ['SCRIPT_NAME', ''],
-        ['SERVER_NAME', 'h'],
-        ['SERVER_PORT', '80'],
-        ['UWSGI_ROUTER', 'http'],
-        ['REMOTE_ADDR', '127.0.0.1'],
-        ['REMOTE_PORT', '5000'],
-        ['HTTP_HOST', 'h'],
-        ['HTTP_TRANSFER_ENCODING', 'chunked'],
-      ];
-      const bare = await exchange(s.path, packet(routerVars), { closeAfterResponse: true });
-      expect(bare.status).toBe(411);
-      expect(bare.headers.connection).toBe('close');
-      const withChunks = await exchange(
-        s.path,
-        packet(routerVars, Buffer.from('3\r\nabc\r\n0\r\n\r\n')),
-        { halfClose: true },
-      );
-      expect(withChunks.status).toBe(411);
-      expect(withChunks.ending).toBe('end');
-      // Any coding but identity names a body; nginx-style vars with an empty CONTENT_LENGTH too.
-      for (const te of ['gzip, chunked', 'Chunked']) {
+      for (const te of ['gzip', 'chunked, gzip', 'chunked, chunked']) {
         const r = await exchange(
           s.path,
-          packet(requestVars('POST', '/', [['HTTP_TRANSFER_ENCODING', te]])),
-          { closeAfterResponse: true },
+          packet(requestVars('POST', '/', [['HTTP_TRANSFER_ENCODING', te]]), Buffer.from('abc')),
+          { halfClose: true },
         );
         expect(r.status, te).toBe(411);
+        expect(r.headers.connection).toBe('close');
       }
       expect(calls).toBe(0);
       // Still served: identity (no body), and TE with CONTENT_LENGTH (nginx de-chunked it).
@@ -484,7 +571,7 @@ describe.each(TRANSPORTS)('%s transport', (kind) => {
         s.path,
         packet(requestVars('POST', '/', [['HTTP_TRANSFER_ENCODING', 'identity']])),
       );
-      expect(identity.body.toString()).toBe('0 undefined');
+      expect(identity.body.toString()).toBe('0 identity');
       const framed = await exchange(
         s.path,
         packet(

@@ -51,15 +51,6 @@ interface IncomingInternals {
 }
 
 /**
- * Header vars the bridge never passes on: nginx forwards the client's Transfer-Encoding as
- * HTTP_TRANSFER_ENCODING although it already de-chunked the body and framed it with
- * CONTENT_LENGTH (PROTOCOL.md section 4); an app that saw it would expect chunk markers.
- */
-function isDropped(name: string): boolean {
-  return name.length === 17 && name === 'transfer-encoding';
-}
-
-/**
  * `http.IncomingMessage` over a uwsgi connection. The protocol layer pushes body bytes
  * (`push(chunk)`, `false` = pause the connection) and ends it with `push(null)` after setting
  * `complete`.
@@ -79,12 +70,14 @@ export class UwsgiIncomingMessage extends IncomingMessage {
     this.httpVersionMajor = major;
     this.httpVersionMinor = minor;
     this.httpVersion = `${major}.${minor}`;
+    // `transfer-encoding` is here only when no CONTENT_LENGTH frames the body (the codec drops
+    // the one nginx forwards after de-chunking): a chunked body the protocol layer decodes, which
+    // the app must see as node:http shows one (body parsers look for it to know a body is there).
     const headers = head.headers;
     const raw: string[] = [];
     for (let i = 0; i < headers.length; i++) {
       const header = headers[i] as readonly [string, string];
-      const name = header[0];
-      if (!isDropped(name)) raw.push(name, header[1]);
+      raw.push(header[0], header[1]);
     }
     (this as unknown as IncomingInternals)._addHeaderLines(raw, raw.length);
     // Survive a prototype swap (module comment): two stores of shared functions, no closures.

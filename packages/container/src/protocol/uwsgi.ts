@@ -15,11 +15,14 @@
  *   `maxBodySize`: 413 before any body byte is used. Without `strictVars`, a request missing
  *   REQUEST_METHOD or its path (an nginx `location` whose own `uwsgi_param` replaced the stock
  *   params) is served as `GET` / `/`, as uWSGI does, with one warning per listener and part;
- * - a Transfer-Encoding other than `identity` (HTTP_TRANSFER_ENCODING) without CONTENT_LENGTH:
- *   411. That is uWSGI's http router relaying a chunked client body: raw chunks or nothing
- *   follow, and the app would otherwise see a bodiless request (PROTOCOL.md sections 4, 8).
- *   nginx de-chunks and always sends CONTENT_LENGTH with the var; lighttpd and Apache never
- *   send the var without it;
+ * - HTTP_TRANSFER_ENCODING ending in `chunked` without CONTENT_LENGTH: uWSGI's http router relays
+ *   a chunked client body so, still chunked. The framing is decoded from the stream
+ *   (chunked.ts) and the app gets the body, bounded by `maxBodySize`; malformed chunking -> 400,
+ *   over the limit -> 413 (when the response has not started; else the connection is closed),
+ *   trailers are dropped, and the app's request sees `aborted` as when a client leaves
+ *   mid-upload. Any other transfer coding without CONTENT_LENGTH cannot be framed: 411 before
+ *   calling the app. nginx de-chunks and sends CONTENT_LENGTH with the stock params; lighttpd
+ *   and Apache never send the var without it;
  * - modifier1 100 (ping): pong, then close. modifier1 30 is served as 0: mounts are matched on
  *   REQUEST_URI, so its SCRIPT_NAME stripping has nothing to act on. Every other modifier1 is
  *   refused as above (PROTOCOL.md section 2 "unknown modifier1": close).
@@ -64,6 +67,7 @@ import {
 } from '../bridge/incoming.ts';
 import { type ResponseOwner, UwsgiServerResponse } from '../bridge/response.ts';
 import type { LimitsConfig } from '../config/types.ts';
+import { respondOnBehalf } from '../dispatch/respond.ts';
 import type { Dispatch, RequestOrigin } from '../dispatch/types.ts';
 import { type DeadlineEntry, DeadlineQueue } from '../shared/deadlines.ts';
 import {
@@ -75,6 +79,7 @@ import {
 } from '../shared/log.ts';
 import type { Stats } from '../shared/stats.ts';
 import type { Connection, ReadSink } from '../transport/types.ts';
+import { ChunkedDecoder, ChunkedError, type ChunkedSink } from './chunked.ts';
 import { healthAnswer, healthAnswerPacket, healthPathBytes } from './health.ts';
 
 export interface UwsgiListenerContext {
@@ -183,7 +188,7 @@ class DecoderCallbacks implements DecoderHandler {
 }
 
 class UwsgiExchange
-  implements ReadSink, ServedConnection, DeadlineEntry, BodySource, ResponseOwner
+  implements ReadSink, ServedConnection, DeadlineEntry, BodySource, ResponseOwner, ChunkedSink
 {
   deadlineQueue: DeadlineQueue<DeadlineEntry> | null = null;
   deadlinePrev: DeadlineEntry | null = null;
@@ -222,6 +227,8 @@ class UwsgiExchange
   #startedAt = 0;
   /** The container closes the connection without a response (#refuse, a failure of ours). */
   #gaveUp = false;
+  /** A body relayed chunked (no CONTENT_LENGTH): its framing, decoded from the stream. */
+  #chunked: ChunkedDecoder | undefined;
 
   static #stateFor(ctx: UwsgiListenerContext): ContextState {
     let found = stateByContext.get(ctx);
@@ -428,17 +435,23 @@ class UwsgiExchange
       return undefined;
     }
     if (request.defaulted.length > 0) this.#warnDefaulted(request.defaulted);
-    if (request.contentLength === 0 && hasTransferCoding(request.headers)) {
-      // The body exists but nothing frames it (module comment): refuse rather than drop it.
-      // Whatever follows (raw chunks, if anything) is read to EOF and dropped, as for a 400.
-      this.#reject(
-        411,
-        'Transfer-Encoding without CONTENT_LENGTH: the body cannot be framed',
-        undefined,
-        fromRequest(request),
-      );
-      this.#armBodyDeadline();
-      return undefined;
+    let chunked = false;
+    if (request.contentLength === 0) {
+      const coding = transferCoding(request.headers);
+      if (coding === 'chunked') {
+        chunked = true;
+      } else if (coding === 'other') {
+        // The body exists but nothing frames it (module comment): refuse rather than drop it.
+        // Whatever follows is read to EOF and dropped, as for a 400.
+        this.#reject(
+          411,
+          'Transfer-Encoding without CONTENT_LENGTH and not ending in chunked: the body cannot be framed',
+          undefined,
+          fromRequest(request),
+        );
+        this.#armBodyDeadline();
+        return undefined;
+      }
     }
     const limits = this.#ctx.limits;
     if (request.contentLength > limits.maxBodySize) {
@@ -467,6 +480,12 @@ class UwsgiExchange
     };
     // Dispatch once push() has returned, so the app never runs inside the decoder.
     this.#dispatchPending = true;
+    if (chunked) {
+      // Every further byte goes through the chunked decoder; the body ends at its last chunk.
+      this.#chunked = new ChunkedDecoder(limits.maxBodySize);
+      this.#armBodyDeadline();
+      return undefined;
+    }
     if (request.contentLength === 0) {
       req.complete = true;
       req.push(null);
@@ -478,7 +497,17 @@ class UwsgiExchange
   }
 
   decodedBody(chunk: Uint8Array): void {
+    const chunked = this.#chunked;
+    if (chunked !== undefined) {
+      this.#pushChunked(chunked, chunk);
+      return;
+    }
     this.#bodyLeft -= chunk.length;
+    this.chunkData(chunk);
+  }
+
+  /** ChunkedSink, and the body bytes of a CONTENT_LENGTH body: to the app's request. */
+  chunkData(chunk: Uint8Array): void {
     const req = this.#req;
     if (req === undefined || this.#discard) return;
     // net transport chunks are fresh Buffers per read, fast transport chunks of a kept read
@@ -490,8 +519,70 @@ class UwsgiExchange
     if (!req.push(buf)) this.#conn.pause();
   }
 
+  /** ChunkedSink: the last chunk and the trailers are in. */
+  chunkedEnd(): void {
+    this.decodedEnd();
+  }
+
+  #pushChunked(chunked: ChunkedDecoder, chunk: Uint8Array): void {
+    if (chunked.done) return;
+    try {
+      chunked.push(chunk, this);
+    } catch (err) {
+      if (!(err instanceof ChunkedError)) throw err;
+      this.#chunkedFailed(err);
+    }
+  }
+
+  /**
+   * Malformed chunking or a body over `maxBodySize`: the app's request is aborted (as when a
+   * client leaves mid-upload) and, while the app has not started its response, the client gets
+   * 400 or 413 in its place; otherwise the connection is closed.
+   */
+  #chunkedFailed(err: ChunkedError): void {
+    // The rest of the input is read and dropped until EOF or the body deadline.
+    this.#chunked = undefined;
+    this.#discard = true;
+    this.#conn.keepReads?.(0);
+    if (this.#dispatchPending) {
+      // Found bad in the bytes that came with the head: the app is never called.
+      this.#dispatchPending = false;
+      const req = this.#req as UwsgiIncomingMessage;
+      this.#req = undefined;
+      this.#res = undefined;
+      this.#reject(err.status, err.message, undefined, {
+        method: req.method ?? null,
+        url: req.url ?? null,
+        remoteAddress: this.#origin?.remoteAddress ?? null,
+      });
+      return;
+    }
+    this.#ctx.log.info(
+      { status: err.status, reason: err.message, bytesIn: this.#bytesIn, ...this.#peer() },
+      'uwsgi chunked body refused',
+    );
+    this.#abortRequest();
+    // Through the app's response, so dispatch writes the one access record; destroyed instead
+    // when the app's head went out already.
+    const res = this.#res;
+    if (res !== undefined) respondOnBehalf(res, err.status);
+    this.#conn.resume();
+  }
+
   decodedEnd(): void {
     if (this.#phase === 'closed') return;
+    const chunked = this.#chunked;
+    if (chunked !== undefined && !chunked.done) {
+      // EOF before the last chunk: the body is truncated (U13).
+      this.#ctx.log.info(
+        { ...this.#peer(), bytesIn: this.#bytesIn, received: chunked.received },
+        'uwsgi request body truncated',
+      );
+      this.#inputDone = true;
+      this.#abortRequest();
+      this.destroy();
+      return;
+    }
     this.#phase = 'done';
     this.#inputDone = true;
     this.#clearTimer();
@@ -636,7 +727,7 @@ class UwsgiExchange
 
   #onBodyTimeout(): void {
     if (this.#phase !== 'body') return;
-    if (this.#responded && this.#req === undefined) {
+    if (this.#responded && (this.#req === undefined || this.#discard)) {
       // A 400/413 was sent and the peer kept the connection open: nothing more to wait for.
       this.destroy();
       return;
@@ -788,16 +879,27 @@ function codeOf(err: unknown): string | undefined {
 }
 
 /**
- * Whether the request names a transfer coding other than `identity` (RFC 9112 section 6.1: any
- * other coding means a body is there). The codec already dropped `transfer-encoding` when
- * CONTENT_LENGTH frames the body, so a remaining one is unframed.
+ * The request's transfer coding when CONTENT_LENGTH does not frame the body (the codec dropped
+ * `transfer-encoding` when it does): `chunked` when the last coding is chunked (RFC 9112 section
+ * 6.3: then the chunked framing delimits the body, whatever codings come before it), `other` for
+ * any other coding but `identity` (a body is there and nothing delimits it), `none` otherwise.
  */
-function hasTransferCoding(headers: UwsgiRequest['headers']): boolean {
+function transferCoding(headers: UwsgiRequest['headers']): 'none' | 'chunked' | 'other' {
+  let codings = 0;
+  let chunkedCount = 0;
+  let last = '';
   for (let i = 0; i < headers.length; i++) {
     const header = headers[i] as [string, string];
-    if (header[0] === 'transfer-encoding' && header[1].trim().toLowerCase() !== 'identity') {
-      return true;
+    if (header[0] !== 'transfer-encoding') continue;
+    for (const raw of header[1].toLowerCase().split(',')) {
+      const coding = raw.trim();
+      if (coding === '' || coding === 'identity') continue;
+      codings++;
+      if (coding === 'chunked') chunkedCount++;
+      last = coding;
     }
   }
-  return false;
+  if (codings === 0) return 'none';
+  // Chunked twice is malformed (RFC 9112 section 6.1): nothing can say which framing holds.
+  return last === 'chunked' && chunkedCount === 1 ? 'chunked' : 'other';
 }
