@@ -83,6 +83,12 @@ function postWithLength(cl: string, body: Buffer): Buffer {
 
 const validBlock = encodeVarsBlock(GET());
 
+/** What uWSGI's router sends for a chunked client body: TE chunked, no CONTENT_LENGTH. */
+const chunkedPost = () =>
+  nginxLikeVars('POST', '/chunked', [['HTTP_TRANSFER_ENCODING', 'chunked']]).filter(
+    ([k]) => k !== 'CONTENT_LENGTH',
+  );
+
 const cases: HostileCase[] = [
   { id: 'U01a', name: 'connect, EOF', payload: [], halfClose: true, expect: 'rej' },
   {
@@ -355,6 +361,32 @@ const cases: HostileCase[] = [
     expect: [200],
     appCalls: 1,
   },
+  // Chunked bodies relayed without CONTENT_LENGTH (uWSGI's router, --http-chunked-input).
+  {
+    id: 'C01',
+    name: 'chunked body without CONTENT_LENGTH, then a pipelined packet: decoded, surplus ignored',
+    payload: Buffer.concat([
+      encodeRequest(chunkedPost()),
+      Buffer.from('4\r\nbody\r\n0\r\n\r\n'),
+      encodeRequest(GET('/second')),
+    ]),
+    expect: [200],
+    appCalls: 1,
+  },
+  ...[
+    ['size with a sign', '+4\r\nbody\r\n0\r\n\r\n'],
+    ['bare LF line ends', '4\nbody\n0\n\n'],
+    ['data longer than its size (smuggled bytes)', '2\r\nbody\r\n0\r\n\r\n'],
+    ['a size over 2^52', 'fffffffffffffff\r\n'],
+  ].map(
+    ([what, body]): HostileCase => ({
+      id: 'C02',
+      name: `malformed chunked body (${what}) -> 400, app not called`,
+      payload: Buffer.concat([encodeRequest(chunkedPost()), Buffer.from(body as string)]),
+      halfClose: true,
+      expect: [400],
+    }),
+  ),
   {
     id: 'U31',
     name: 'half-close after a full request is still answered',
