@@ -9,7 +9,10 @@
 // hello of bench/backends/hello-app.mjs mounted at `/`, JSON logs to a file as under a process
 // manager): `container` (transport fast, access log on), `container-nolog` (access log off),
 // `container-health` (`health:` answered by the protocol layer), `container-tcp`
-// (uwsgi_pass over loopback TCP), `container-net` / `container-net-nolog` (transport net).
+// (uwsgi_pass over loopback TCP), `container-net` / `container-net-nolog` (transport net),
+// `container-w2` (`workers: 2`; suffixes combine, e.g. `container-tcp-w2`).
+// `uwsgi` is uWSGI (C + Python WSGI hello, 1 process, unix socket); `uwsgi-tcp` over loopback
+// TCP, `uwsgi-p2` with 2 processes and a master (suffixes combine).
 // `base-container...`: the same with the CLI given by `--base-cli` (before/after in one run).
 // `proxy-http` is the default `proxy_pass` (HTTP/1.0, a connection per request) to a node:http
 // hello. `--body BYTES` POSTs that many bytes instead of GET (container and uwsgi modes read it).
@@ -25,7 +28,15 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median } from '../lib/harness.mjs';
 import { startNginx, UWSGI_PARAMS } from '../lib/nginx.mjs';
-import { CLK_TCK, cpuTicks, poll, spawnTracked, stopAll, stopAllOnSignals } from '../lib/proc.mjs';
+import {
+  CLK_TCK,
+  cpuTicksSplit,
+  freePort,
+  poll,
+  spawnTracked,
+  stopAll,
+  stopAllOnSignals,
+} from '../lib/proc.mjs';
 import { containerCli, writeContainerConfig } from './container-mode.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -116,23 +127,36 @@ async function startBackend(dir, mode) {
     const location = `location /${mode}/ { proxy_pass http://unix:${sock}:; }`;
     return { mode, pid: rec.child.pid, location, url: `/${mode}/` };
   }
-  if (mode === 'uwsgi') {
+  if (mode === 'uwsgi' || mode.startsWith('uwsgi-')) {
+    // `uwsgi-tcp`: loopback TCP instead of the unix socket; `uwsgi-p2`: 2 processes (and a
+    // master, which idles), the reference for the container's `-w2` modes.
+    const tcp = mode.includes('-tcp');
+    const processes = mode.includes('-p2') ? 2 : 1;
+    const address = tcp ? `127.0.0.1:${await freePort()}` : sock;
     const rec = spawnTracked(
       'uwsgi',
       [
-        ...['--plugin', 'python3', '--socket', sock, '--wsgi-file'],
+        ...['--plugin', 'python3', '--socket', address, '--wsgi-file'],
         path.join(HERE, '../backends/hello.py'),
-        ...['--processes', '1', '--disable-logging', '--die-on-term', '--listen', '1024'],
+        ...(processes > 1 ? ['--master'] : []),
+        ...['--processes', String(processes), '--disable-logging', '--die-on-term'],
+        ...['--listen', '1024'],
       ],
-      { name: 'uwsgi', cwd: dir },
+      { name: mode, cwd: dir },
     );
     await poll(
-      () =>
-        rec.stderr.includes('spawned uWSGI worker 1') ||
-        rec.stderr.includes('*** Operational MODE: single process ***'),
-      { what: 'uwsgi' },
+      () => {
+        if (rec.exited) throw new Error(`${mode} exited: ${rec.stderr}`);
+        return (
+          rec.stderr.includes(`spawned uWSGI worker ${processes}`) ||
+          rec.stderr.includes('*** Operational MODE: single process ***')
+        );
+      },
+      { what: mode },
     );
-    return { mode, pid: rec.child.pid, location: uwsgiLocation, url: `/${mode}/` };
+    const pass = tcp ? address : `unix:${sock}`;
+    const location = `location /${mode}/ { include ${UWSGI_PARAMS}; uwsgi_pass ${pass}; }`;
+    return { mode, pid: rec.child.pid, location, url: `/${mode}/` };
   }
   const rec = spawnTracked(
     args.node,
@@ -193,15 +217,16 @@ ${
     for (const b of backends) await wrk(`${base}${b.url}${args.path}`, script, 2); // warm-up
     for (let round = 0; round < ROUNDS; round++) {
       for (const b of backends) {
-        const before = cpuTicks([b.pid]);
+        const before = cpuTicksSplit([b.pid]);
         const r = await wrk(`${base}${b.url}${args.path}`, script, DURATION);
-        const ticks = cpuTicks([b.pid]) - before;
-        const usPerReq = (ticks * (1e6 / CLK_TCK)) / r.requests;
+        const after = cpuTicksSplit([b.pid]);
+        const usPerReq = ((after.ticks - before.ticks) * (1e6 / CLK_TCK)) / r.requests;
+        const sysPerReq = ((after.stime - before.stime) * (1e6 / CLK_TCK)) / r.requests;
         const rps = r.requests / (r.duration_us / 1e6);
         if (r.requests === 0) throw new Error(`${b.mode}: no request completed`);
-        results.get(b.mode).push({ usPerReq, rps, errors: r.errors, p99: r.p99_us });
+        results.get(b.mode).push({ usPerReq, sysPerReq, rps, errors: r.errors, p99: r.p99_us });
         process.stderr.write(
-          `round ${round + 1} ${b.mode}: ${usPerReq.toFixed(1)} µs/req, ${rps.toFixed(0)} req/s, errors ${r.errors}\n`,
+          `round ${round + 1} ${b.mode}: ${usPerReq.toFixed(1)} µs/req (sys ${sysPerReq.toFixed(1)}), ${rps.toFixed(0)} req/s, errors ${r.errors}\n`,
         );
       }
     }
@@ -214,13 +239,13 @@ ${
       `backends on node ${nodeVersion} (${args.node}), ${ROUNDS} rounds x ${DURATION}s, wrk -t1 -c32, ${BODY > 0 ? `POST ${BODY} bytes` : 'GET'} ${args.path}\n`,
     );
     console.log(
-      `| backend | CPU µs/req (median) | req/s (median) | req/s vs ${baseName} | errors |`,
+      `| backend | CPU µs/req (median) | of it kernel | req/s (median) | req/s vs ${baseName} | errors |`,
     );
-    console.log('|---|---:|---:|---:|---:|');
+    console.log('|---|---:|---:|---:|---:|---:|');
     for (const [mode, rs] of results) {
       const rps = median(rs.map((x) => x.rps));
       console.log(
-        `| ${mode} | ${median(rs.map((x) => x.usPerReq)).toFixed(1)} | ${rps.toFixed(0)} | ${baseRps ? (rps / baseRps).toFixed(2) : '-'}x | ${rs.reduce((a, x) => a + x.errors, 0)} |`,
+        `| ${mode} | ${median(rs.map((x) => x.usPerReq)).toFixed(1)} | ${median(rs.map((x) => x.sysPerReq)).toFixed(1)} | ${rps.toFixed(0)} | ${baseRps ? (rps / baseRps).toFixed(2) : '-'}x | ${rs.reduce((a, x) => a + x.errors, 0)} |`,
       );
     }
   } finally {

@@ -1,5 +1,6 @@
 // The container modes shared by bench.mjs and instructions.mjs: `container` (transport fast,
-// access log on), `-nolog`, `-net`, `-tcp`, `-health`, and `base-...` (another build's CLI).
+// access log on), `-nolog`, `-net`, `-tcp`, `-health`, `-w2` (2 workers), and `base-...` (another
+// build's CLI).
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +32,7 @@ export function writeContainerConfig(dir, mode, { address, healthPath }) {
       `log: { access: ${!mode.includes('-nolog')}, format: json, level: info }`,
       `transport: ${mode.includes('-net') ? 'net' : 'fast'}`,
       ...(mode.includes('-health') ? [`health: ${healthPath}`] : []),
+      ...(mode.includes('-w2') ? ['workers: 2'] : []),
       '',
     ].join('\n'),
   );

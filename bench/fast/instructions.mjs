@@ -36,7 +36,7 @@
 // generation's size, which V8 grows from what survives while the process boots and warms up.
 //
 // Modes: the container ones of bench.mjs (`container`, `container-nolog`, `container-health`,
-// `container-net`, `base-container...` with --base-cli) and the responders of responder.mjs
+// `container-net`, `container-tcp` (loopback TCP), `base-container...` with --base-cli) and the responders of responder.mjs
 // (`fast`, `fast-http`, `net`, `net-http`, `net-raw`). `--cli` / `--base-cli` take a CLI file or
 // a checkout's root (a clean worktree of HEAD when others edit this one); with both, each mode
 // that has its `base-` pair gets the ratio.
@@ -94,29 +94,34 @@ const BASE_CLI = resolveCli(args['base-cli'], '--base-cli');
 
 function backendArgs(dir, mode, sock) {
   if (!mode.includes('container')) return [path.join(HERE, 'responder.mjs'), mode, sock];
-  // The fixture asks for /hello: the health mode answers that path itself.
-  const config = writeContainerConfig(dir, mode, { address: sock, healthPath: '/hello' });
+  // The fixture asks for /hello: the health mode answers that path itself. `-tcp` modes listen
+  // on a loopback port the ready record names.
+  const address = mode.includes('-tcp') ? '127.0.0.1:0' : sock;
+  const config = writeContainerConfig(dir, mode, { address, healthPath: '/hello' });
   const cli = containerCli(mode, BASE_CLI, OWN_CLI);
   return [cli, 'run', config];
 }
 
-/** One request on a new connection; resolves with the response bytes once the server closes. */
-function request(sock) {
+/**
+ * One request on a new connection; resolves with the response bytes once the server closes.
+ * `to`: a unix socket path, or `{ host, port }` for TCP.
+ */
+function request(to) {
   return new Promise((resolve, reject) => {
     const chunks = [];
-    const c = net.createConnection(sock, () => c.write(PACKET));
+    const c = net.createConnection(to, () => c.write(PACKET));
     c.on('data', (d) => chunks.push(d));
     c.on('error', reject);
     c.on('close', () => resolve(Buffer.concat(chunks)));
   });
 }
 
-async function load(sock, total) {
+async function load(to, total) {
   let next = 0;
   const worker = async () => {
     while (next < total) {
       next++;
-      const res = await request(sock);
+      const res = await request(to);
       if (!res.toString('latin1').startsWith('HTTP/1.1 200')) {
         throw new Error(`unexpected response: ${res.toString('latin1').slice(0, 80)}`);
       }
@@ -207,12 +212,26 @@ async function measure(dir, mode) {
     exited = true;
   });
   let pid = child.pid;
+  let to = sock;
   try {
+    if (mode.includes('-tcp')) {
+      // The port is known from the ready record only (the master binds `127.0.0.1:0`).
+      const ready = await poll(
+        () => {
+          if (exited) throw new Error(`${mode} exited: ${stderr}`);
+          return readyRecord(logFile);
+        },
+        { what: `${mode} ready record`, tries: 600, intervalMs: 200 },
+      );
+      const address = String(ready.listeners[0].address);
+      const colon = address.lastIndexOf(':');
+      to = { host: address.slice(0, colon), port: Number(address.slice(colon + 1)) };
+    }
     await poll(
       async () => {
         if (exited) throw new Error(`${mode} exited: ${stderr}`);
         try {
-          return (await request(sock)).length > 0;
+          return (await request(to)).length > 0;
         } catch {
           return false;
         }
@@ -228,9 +247,9 @@ async function measure(dir, mode) {
       });
       pid = servingPid(mode, ready, child.pid);
     }
-    await load(sock, WARMUP);
+    await load(to, WARMUP);
     control(pid, '-i', 'on');
-    await load(sock, REQUESTS);
+    await load(to, REQUESTS);
     control(pid, '-d');
     control(pid, '-i', 'off');
   } finally {

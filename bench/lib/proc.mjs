@@ -71,7 +71,9 @@ function readStat(pid) {
     // comm (field 2) may contain spaces and parentheses: split after the last ')'.
     const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
     // rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
-    return { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) };
+    const utime = Number(rest[11]);
+    const stime = Number(rest[12]);
+    return { ppid: Number(rest[1]), ticks: utime + stime, stime };
   } catch {
     return undefined;
   }
@@ -100,11 +102,21 @@ export function processTree(rootPid) {
 
 /** utime + stime (clock ticks) summed over the given pids' current trees. */
 export function cpuTicks(rootPids) {
-  let sum = 0;
+  return cpuTicksSplit(rootPids).ticks;
+}
+
+/** `cpuTicks()` and, of it, the kernel's share (stime), in clock ticks. */
+export function cpuTicksSplit(rootPids) {
+  let ticks = 0;
+  let stime = 0;
   for (const root of rootPids) {
-    for (const pid of processTree(root)) sum += readStat(pid)?.ticks ?? 0;
+    for (const pid of processTree(root)) {
+      const st = readStat(pid);
+      ticks += st?.ticks ?? 0;
+      stime += st?.stime ?? 0;
+    }
   }
-  return sum;
+  return { ticks, stime };
 }
 
 /** Polls `probe` (sync or async, truthy = ready) every `intervalMs`, at most `tries` times. */
