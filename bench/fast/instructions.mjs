@@ -59,7 +59,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FIXTURES_DIR } from '../lib/packets.mjs';
+import { encodeRaw, FIXTURES_DIR, walkPacket } from '../lib/packets.mjs';
 import { poll } from '../lib/proc.mjs';
 import { CLI, containerCli, resolveCli, writeContainerConfig } from './container-mode.mjs';
 
@@ -81,6 +81,9 @@ const { values: args } = parseArgs({
     // /tmp/perf-<pid>.map, which names the JIT addresses of a kept dump; a master passes its
     // flags to its workers).
     'node-args': { type: 'string', default: '' },
+    // POST a body of this many bytes (the fixture's vars with REQUEST_METHOD POST and
+    // CONTENT_LENGTH); the hello app reads it to the end. 0: the fixture's GET.
+    body: { type: 'string', default: '0' },
     // Extra valgrind flags, space-separated.
     'valgrind-args': { type: 'string', default: '' },
   },
@@ -88,7 +91,21 @@ const { values: args } = parseArgs({
 const REQUESTS = Number(args.requests);
 const WARMUP = Number(args.warmup);
 const CONCURRENCY = Number(args.concurrency);
-const PACKET = readFileSync(path.join(FIXTURES_DIR, 'nginx-get-small.bin'));
+const PACKET = withBody(
+  readFileSync(path.join(FIXTURES_DIR, 'nginx-get-small.bin')),
+  Number(args.body),
+);
+
+/** The fixture as a POST of `bytes` bytes ('a's) when `bytes` > 0. */
+function withBody(fixture, bytes) {
+  if (bytes === 0) return fixture;
+  const { vars, modifier1, modifier2 } = walkPacket(fixture);
+  const set = new Map(vars);
+  set.set('REQUEST_METHOD', 'POST');
+  set.set('CONTENT_LENGTH', String(bytes));
+  set.set('CONTENT_TYPE', 'application/octet-stream');
+  return Buffer.concat([encodeRaw([...set], modifier1, modifier2), Buffer.alloc(bytes, 0x61)]);
+}
 const OWN_CLI = resolveCli(args.cli, '--cli') ?? CLI;
 const BASE_CLI = resolveCli(args['base-cli'], '--base-cli');
 
