@@ -26,11 +26,18 @@ import {
   createLogger,
   flushLogger,
   type Logger,
+  type ShutdownState,
 } from './shared/log.ts';
 import { Stats, type StatsSnapshot } from './shared/stats.ts';
 import { parseListenAddress } from './transport/address.ts';
 import { selectTransport } from './transport/index.ts';
 import type { Connection, Listening, ListenOptions, Transport } from './transport/types.ts';
+
+/**
+ * Longest `close()` waits, after destroying the connections left at the end of a stop, for them
+ * to close (their 'close' comes from the handles' close callbacks, in the same loop turn).
+ */
+const CLOSE_WAIT_MS = 1000;
 
 export interface ContainerOptions {
   /** Logger to use; default: one built from `config.log` writing to `stdout`. */
@@ -155,6 +162,10 @@ class ContainerImpl implements Container {
   #closeBy = Number.POSITIVE_INFINITY;
   /** Re-arms the grace timer after `#closeBy` moved; set while close() waits. */
   #onGraceChange: (() => void) | undefined;
+  /** Read by dispatch and the listeners when they log a request the stop cut off. */
+  readonly #shutdown: ShutdownState = { forced: false };
+  /** Set while `#release()` waits for the connections it destroyed to close. */
+  #onConnectionClosed: (() => void) | undefined;
 
   constructor(config: ContainerConfig, options: ContainerOptions) {
     this.#config = config;
@@ -216,6 +227,7 @@ class ContainerImpl implements Container {
       stats: this.#stats,
       onDone: this.#options.onRequestDone,
       registry: this.#registry,
+      shutdown: this.#shutdown,
     });
     // The listeners' own answers and refusals (dispatch logs through its own writer).
     const access: AccessLog | undefined = config.log.access ? accessLog(log) : undefined;
@@ -249,6 +261,7 @@ class ContainerImpl implements Container {
           accessLog: access,
           health: config.health,
           strictVars: config.strictVars,
+          shutdown: this.#shutdown,
         };
         const bound = await transport.listen(listenOptions, (conn) => this.#acceptUwsgi(conn, ctx));
         ctx.listener = bound.address;
@@ -261,6 +274,7 @@ class ContainerImpl implements Container {
           dispatch,
           accessLog: access,
           onConnection: (socket) => this.#acceptHttp(socket),
+          shutdown: this.#shutdown,
         });
         this.#bound.push(bound);
         this.#http.push(bound);
@@ -305,6 +319,7 @@ class ContainerImpl implements Container {
   #released(): void {
     this.#stats.connections--;
     this.#onActivityChange?.();
+    this.#onConnectionClosed?.();
   }
 
   /** Shared by every uwsgi connection (no closures per connection). */
@@ -418,18 +433,43 @@ class ContainerImpl implements Container {
     });
   }
 
+  /** Resolves once every connection has closed, or after {@link CLOSE_WAIT_MS}. */
+  #connectionsClosed(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.#uwsgi.size > 0 || this.#httpSockets.size > 0) return;
+        clearTimeout(timer);
+        this.#onConnectionClosed = undefined;
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#onConnectionClosed = undefined;
+        resolve();
+      }, CLOSE_WAIT_MS);
+      this.#onConnectionClosed = check;
+      check();
+    });
+  }
+
   #busy(): boolean {
     if (this.#httpSockets.size > 0) return true;
     for (const served of this.#uwsgi) if (served.busy) return true;
     return false;
   }
 
-  /** Destroys every connection, closes every listener and app. */
+  /**
+   * Destroys every connection, closes every listener and app. The requests cut off here are
+   * logged (`error: "shutdown"`) as their connections close, which happens a little later (the
+   * handles' close callbacks): waited for, so that their records are out before close()
+   * resolves and the worker exits.
+   */
   async #release(): Promise<void> {
     await Promise.all(this.#bound.map((l) => l.close()));
+    this.#shutdown.forced = true;
     for (const served of this.#uwsgi) served.destroy();
     for (const http of this.#http) http.destroyAll();
     for (const socket of this.#httpSockets) socket.destroy();
+    await this.#connectionsClosed();
     const apps = this.#apps;
     this.#apps = [];
     await Promise.all(

@@ -27,7 +27,13 @@ import { boundResponseState } from '../bridge/response.ts';
 import type { LimitsConfig } from '../config/types.ts';
 import { respondOnBehalf } from '../dispatch/respond.ts';
 import type { Dispatch } from '../dispatch/types.ts';
-import { type AccessLog, accessRecord, type Logger, microsSince } from '../shared/log.ts';
+import {
+  type AccessLog,
+  accessRecord,
+  type Logger,
+  microsSince,
+  type ShutdownState,
+} from '../shared/log.ts';
 import { listenServer } from '../transport/listen.ts';
 import type { Listening, ListenOptions } from '../transport/types.ts';
 
@@ -42,6 +48,8 @@ export interface HttpListenerContext {
    * the container's `maxConnections` is reached.
    */
   readonly onConnection?: (socket: Socket) => boolean;
+  /** Set when the container cuts off the connections left at the end of its stop. */
+  readonly shutdown?: ShutdownState | undefined;
 }
 
 /** A bound HTTP listener. */
@@ -115,18 +123,21 @@ export async function listenHttp(
     const socket = res.socket;
     const bytesBefore = socket?.bytesWritten ?? 0;
     res.once('close', () => {
+      // As dispatch's records (dispatch.ts `settle`): what reached the connection.
+      const bytes = Math.max(0, (socket?.bytesWritten ?? 0) - bytesBefore);
+      const aborted = !res.writableFinished || (socket?.errored ?? null) !== null;
       access.write(
         accessRecord(
           req.method ?? null,
           req.url ?? null,
-          res.headersSent ? res.statusCode : 0,
-          Math.max(0, (socket?.bytesWritten ?? 0) - bytesBefore),
+          bytes > 0 && res.headersSent ? res.statusCode : 0,
+          bytes,
           microsSince(started),
           null,
           remoteAddress,
           listener,
-          !res.writableFinished,
-          null,
+          aborted,
+          aborted && ctx.shutdown?.forced === true ? 'shutdown' : null,
         ),
       );
     });

@@ -39,7 +39,8 @@
  * Access log: a dispatched request is logged by dispatch. Of the outcomes above, 400/411/413 get
  * one record here when they are written, and a connection closed after at least one byte without
  * a request dispatched or an answer written gets one with `status` 0 when it closes (`error:
- * "protocol"` when the container gave up on it, `aborted` when the peer left). Health answers
+ * "protocol"` when the container gave up on it, `aborted` when the peer left or the container
+ * cut it off at a forced stop, with `error: "shutdown"` then). Health answers
  * and pongs get none, nor does a connection that never sent a byte.
  */
 
@@ -76,6 +77,7 @@ import {
   accessRecord,
   type Logger,
   microsSince,
+  type ShutdownState,
 } from '../shared/log.ts';
 import type { Stats } from '../shared/stats.ts';
 import type { Connection, ReadSink } from '../transport/types.ts';
@@ -99,6 +101,8 @@ export interface UwsgiListenerContext {
   readonly health?: string | undefined;
   /** Config `strictVars`: refuse (400) a request without REQUEST_METHOD or a path. */
   readonly strictVars?: boolean | undefined;
+  /** Set when the container cuts off the connections left at the end of its stop. */
+  readonly shutdown?: ShutdownState | undefined;
 }
 
 /** A served connection, as the container tracks it for shutdown. */
@@ -791,7 +795,8 @@ class UwsgiExchange
       // Bytes came, but no request was dispatched and no answer went out: refused here (a
       // framing error, the head deadline) or the peer left mid-head. Idle connections (no byte)
       // are no request and get no record.
-      this.#recordAccess(UNKNOWN_HEAD, 0, 0, !this.#gaveUp, this.#gaveUp ? 'protocol' : null);
+      const error = this.#gaveUp ? 'protocol' : this.#ctx.shutdown?.forced ? 'shutdown' : null;
+      this.#recordAccess(UNKNOWN_HEAD, 0, 0, !this.#gaveUp, error);
     }
     if (req !== undefined && !req.destroyed) {
       // As _http_server.js abortIncoming: a request whose exchange did not finish learns that

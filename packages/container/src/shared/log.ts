@@ -130,7 +130,7 @@ export interface AccessRecord {
   readonly method: string | null;
   /** The full request target as received (before mount stripping); null as for `method`. */
   readonly url: string | null;
-  /** 0 when no response head went out. */
+  /** The status of the response head written to the connection; 0 when no byte of it was. */
   readonly status: number;
   /** Response bytes written to the connection (head included). */
   readonly bytes: number;
@@ -139,18 +139,32 @@ export interface AccessRecord {
   readonly mount: string | null;
   readonly remoteAddress: string | null;
   readonly listener: string;
-  /** The connection closed before the response finished. */
+  /** The connection closed (or a write to it failed) before the response finished. */
   readonly aborted: boolean;
-  /** Why no request reached dispatch and none was answered (logged only when not null). */
+  /**
+   * Why the container closed the connection without a (complete) response (logged only when
+   * not null); see {@link AccessError}.
+   */
   readonly error: AccessError | null;
 }
 
 /**
  * `refused`: the connection was closed at accept (`limits.maxConnections` reached);
  * `protocol`: the container closed it without a response because it could not read a request
- * from it (a uwsgi framing error, an unsupported modifier1, the head deadline, an HTTP CONNECT).
+ * from it (a uwsgi framing error, an unsupported modifier1, the head deadline, an HTTP CONNECT);
+ * `shutdown`: the container closed it at a forced stop (the grace period ran out, or a stop
+ * without one) before its response had finished.
  */
-export type AccessError = 'refused' | 'protocol';
+export type AccessError = 'refused' | 'protocol' | 'shutdown';
+
+/**
+ * Shared by a container's dispatcher and listeners: set (never cleared) when the container
+ * destroys the connections still open at the end of its stop, so the records of the requests
+ * cut off say `error: "shutdown"`.
+ */
+export interface ShutdownState {
+  forced: boolean;
+}
 
 /**
  * The one place the fields of an access record are listed (dispatch and the listeners' own
