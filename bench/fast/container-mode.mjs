@@ -31,6 +31,8 @@ export function writeContainerConfig(dir, mode, { address, healthPath }) {
       `    app: ${HELLO_APP}`,
       `log: { access: ${!mode.includes('-nolog')}, format: json, level: info }`,
       `transport: ${mode.includes('-net') ? 'net' : 'fast'}`,
+      // Under valgrind on a loaded 2-core machine a worker's boot can pass the 30 s default.
+      'readyTimeoutMs: 300000',
       ...(mode.includes('-health') ? [`health: ${healthPath}`] : []),
       ...(mode.includes('-w2') ? ['workers: 2'] : []),
       '',

@@ -217,12 +217,65 @@ describe('access log batching', () => {
     expect(out.lines().map((r) => r['url'])).toEqual(['/loud']);
   });
 
+  it('writes the bytes of JSON.stringify for every string, hostile ones included', () => {
+    const hostile = [
+      '/plain?a=1&b=2',
+      '/q"uote\\back',
+      '/ctl\u0000\u001f\u007f\n',
+      '/caf\u00e9/\u4e2d',
+      '/emoji\ud83d\ude00',
+      '/lone\ud800x\udc00',
+      '</script><!--',
+    ];
+    const records: AccessRecord[] = [];
+    for (const [i, s] of hostile.entries()) {
+      records.push(
+        rec(s, { method: i % 2 === 0 ? 'GET' : s, mount: s, remoteAddress: s }),
+        rec(s, { listener: s, aborted: i % 3 === 0, error: i % 2 === 0 ? 'shutdown' : null }),
+        rec(null, { method: null, mount: null, remoteAddress: null, durationUs: 1010 * i }),
+      );
+    }
+    // Every number form: whole, one to three decimals, 0.
+    records.push(rec('/n', { status: 0, bytes: 0, durationUs: 0 }));
+    records.push(rec('/n', { status: 599, bytes: 2 ** 40 + 3, durationUs: 123456789 }));
+    const expected = (r: AccessRecord, time: number) =>
+      `{"level":30,"time":${time},"pid":${process.pid},"component":"access"` +
+      `,"method":${JSON.stringify(r.method)},"url":${JSON.stringify(r.url)}` +
+      `,"status":${r.status},"bytes":${r.bytes},"durationMs":${r.durationUs / 1000}` +
+      `,"mount":${JSON.stringify(r.mount)},"remoteAddress":${JSON.stringify(r.remoteAddress)}` +
+      `,"listener":${JSON.stringify(r.listener)}${r.aborted ? ',"aborted":true' : ''}` +
+      `${r.error === null ? '' : `,"error":${JSON.stringify(r.error)}`},"msg":"request"}`;
+    for (const sharedOutput of [false, true]) {
+      const chunks: Buffer[] = [];
+      const stdout = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          chunks.push(Buffer.from(chunk));
+          cb();
+        },
+      });
+      const log = createLogger(
+        { access: true, format: 'json', level: 'info' },
+        { stdout, sharedOutput },
+      );
+      const access = accessLog(log);
+      for (const r of records) access.write(r);
+      flushLogger(log);
+      const lines = Buffer.concat(chunks).toString('utf8').split('\n');
+      expect(lines.pop()).toBe('');
+      expect(lines).toHaveLength(records.length);
+      for (const [i, line] of lines.entries()) {
+        const time = Number(/^\{"level":30,"time":(\d+),/.exec(line)?.[1]);
+        expect(line).toBe(expected(records[i] as AccessRecord, time));
+      }
+    }
+  });
+
   it('a line larger than a batch is written at once, after the batch', () => {
     const out = capture();
     const log = jsonLogger(out);
     const access = accessLog(log);
     access.write(rec('/small'));
-    access.write(rec(`/${'x'.repeat(40000)}`));
-    expect(out.lines().map((r) => String(r['url']).length)).toEqual([6, 40001]);
+    access.write(rec(`/${'x'.repeat(70000)}`));
+    expect(out.lines().map((r) => String(r['url']).length)).toEqual([6, 70001]);
   });
 });

@@ -7,7 +7,10 @@ import { closeSync, fstatSync, openSync, readlinkSync, writeSync } from 'node:fs
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
+import { AccessFormat, formatMicros, jsonString } from './access-format.ts';
 import { forgetSocketStat } from './stat-buffer.ts';
+
+export { formatMicros };
 
 /** The `log:` section of the config (re-exported by `config/types.ts`). */
 export interface LogConfig {
@@ -199,18 +202,19 @@ export interface AccessLog {
 /**
  * The access log of `logger`: records with `component: 'access'` and `msg: 'request'`.
  *
- * When `logger` came from `createLogger` with JSON output, a record is formatted here, straight
+ * When `logger` came from `createLogger` with JSON output, a record is written here, straight
  * to the line pino would print for `child({ component: 'access' }).info(record, 'request')`
- * (same keys, same order, `aborted` only when true, `error` only when set), and appended to a
- * batch written at most every {@link FLUSH_MS} (or per {@link BATCH_BYTES}) instead of with a
- * write(2) per request. Going through pino cost 4-5 µs per request behind nginx (its generic serialiser, then a string
- * batch converted on flush); this is one template string and one encode into the batch buffer
- * (docs/fast-transport.md, "Container per-request cost"). Every other record flushes the batch
- * before it is written, so the output keeps the order of the calls; `flushLogger()` (the
- * container's `close()`) and process exit write out what is left. What a crash can lose is the
- * access records of the last {@link FLUSH_MS}, never a warning or an error. The logger's level
- * is read per record, so raising it above `info` at run time silences the access log as it
- * would with pino. Other loggers (pretty output, one a caller injected) get a pino child.
+ * (same keys, same order, `aborted` only when true, `error` only when set), as bytes into a
+ * batch buffer (access-format.ts) written at most every {@link FLUSH_MS} (or per
+ * {@link BATCH_BYTES}) instead of with a write(2) per request. Going through pino cost 4-5 µs
+ * per request behind nginx (its generic serialiser, then a string batch converted on flush);
+ * a line string built by a template and encoded into the batch cost ~6,600 instructions a
+ * record, the bytes written in place ~1/3 of that (bench/README.md). Every other record flushes
+ * the batch before it is written, so the output keeps the order of the calls; `flushLogger()`
+ * (the container's `close()`) and process exit write out what is left. What a crash can lose is
+ * the access records of the last {@link FLUSH_MS}, never a warning or an error. The logger's
+ * level is read per record, so raising it above `info` at run time silences the access log as
+ * it would with pino. Other loggers (pretty output, one a caller injected) get a pino child.
  */
 export function accessLog(logger: Logger): AccessLog {
   const known = writers.get(logger);
@@ -239,61 +243,16 @@ export function accessLog(logger: Logger): AccessLog {
   for (const [key, value] of Object.entries(known.bindings ?? {})) {
     extra += `,${jsonString(key)}:${typeof value === 'number' ? value : jsonString(value)}`;
   }
-  const bindings = `,"pid":${process.pid}${extra},"component":"access"`;
-  // The strings that repeat from one record to the next (method, mount, peer, listener) are
-  // escaped once and reused while they stay the same.
-  const method = new JsonString();
-  const mount = new JsonString();
-  const peer = new JsonString();
-  const listener = new JsonString();
+  const format = new AccessFormat(`,"pid":${process.pid}${extra},"component":"access"`);
   return {
     write(r) {
       // pino's own check (levelVal is the numeric level; info is 30).
       if (logger.levelVal > 30) return;
-      writer.writeDeferred(
-        `{"level":30,"time":${Date.now()}${bindings},"method":${r.method === null ? 'null' : method.of(r.method)}` +
-          `,"url":${r.url === null ? 'null' : jsonString(r.url)},"status":${r.status},"bytes":${r.bytes}` +
-          `,"durationMs":${formatMicros(r.durationUs)},"mount":${r.mount === null ? 'null' : mount.of(r.mount)}` +
-          `,"remoteAddress":${r.remoteAddress === null ? 'null' : peer.of(r.remoteAddress)}` +
-          `,"listener":${listener.of(r.listener)}${r.aborted ? ',"aborted":true' : ''}` +
-          `${r.error === null ? '' : `,"error":"${r.error}"`},"msg":"request"}\n`,
-      );
+      const batch = writer.room(format.prepare(r, Date.now()));
+      if (batch === null) writer.writeDeferred(format.take());
+      else writer.commit(format.write(batch, writer.used));
     },
   };
-}
-
-/** Printable ASCII but `"` and backslash: such a string needs nothing in JSON but its quotes. */
-const JSON_PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-
-/** `JSON.stringify(value)` for a string, with a cheaper path for plain ASCII. */
-function jsonString(value: string): string {
-  return JSON_PLAIN.test(value) ? `"${value}"` : JSON.stringify(value);
-}
-
-/** A one-entry cache of {@link jsonString}. */
-class JsonString {
-  #last: string | undefined;
-  #json = '';
-  of(value: string): string {
-    if (value !== this.#last) {
-      this.#last = value;
-      this.#json = jsonString(value);
-    }
-    return this.#json;
-  }
-}
-
-/**
- * `String(us / 1000)` for a non-negative whole number of microseconds (JSON's own number form:
- * up to three decimals, no trailing zeros), without the double-to-string conversion.
- */
-export function formatMicros(us: number): string {
-  const whole = Math.floor(us / 1000);
-  const frac = us - whole * 1000;
-  if (frac === 0) return `${whole}`;
-  if (frac % 100 === 0) return `${whole}.${frac / 100}`;
-  if (frac % 10 === 0) return `${whole}.${frac < 100 ? '0' : ''}${frac / 10}`;
-  return `${whole}.${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}`;
 }
 
 /** Writes out access records still batched for `logger` (no-op for other loggers). */
@@ -355,9 +314,23 @@ class LineWriter {
 
   writeDeferred(line: string): boolean {
     // At most 3 bytes per UTF-16 code unit.
-    const most = line.length * 3;
+    const batch = this.room(line.length * 3);
+    if (batch === null) {
+      this.flush();
+      return this.#out.write(line);
+    }
+    this.#used += batch.write(line, this.#used, 'utf8');
+    return true;
+  }
+
+  /**
+   * The batch, with room for `most` bytes from {@link used} on (the batch is written out first
+   * when it has not); null when `most` is over the batch size. Bytes written there are added by
+   * {@link commit}.
+   */
+  room(most: number): Buffer | null {
+    if (most > this.#limit) return null;
     if (this.#batch !== null && this.#used + most > this.#limit) this.flush();
-    if (most > this.#limit) return this.#out.write(line);
     let batch = this.#batch;
     if (batch === null) {
       batch = Buffer.allocUnsafeSlow(this.#limit);
@@ -367,8 +340,17 @@ class LineWriter {
       // Unreferenced: a pending batch must not keep a finished process alive; 'exit' flushes it.
       this.#timer = setTimeout(this.#onTimer, FLUSH_MS).unref();
     }
-    this.#used += batch.write(line, this.#used, 'utf8');
-    return true;
+    return batch;
+  }
+
+  /** Bytes of the batch in use. */
+  get used(): number {
+    return this.#used;
+  }
+
+  /** The batch holds bytes up to `used` (after writing into {@link room}). */
+  commit(used: number): void {
+    this.#used = used;
   }
 
   flush(): void {
