@@ -18,8 +18,10 @@ export {
 } from './constants.ts';
 export {
   type DecoderHandler,
+  type DecoderHandlerBase,
   type DecoderOptions,
   type DecoderState,
+  type DecoderViewHandler,
   PacketDecoder,
 } from './decoder.ts';
 export {
@@ -31,7 +33,9 @@ export {
 export { encodeHeader, type PacketHeader, readHeader } from './header.ts';
 export {
   type DecodedPacket,
+  type DecodedPacketView,
   decodePacket,
+  decodePacketView,
   type EncodePacketOptions,
   encodePacket,
   encodePing,
@@ -70,3 +74,4 @@ export {
   type VarsInput,
   type VarsVisitor,
 } from './vars.ts';
+export { decodeVarsView, VarsView } from './vars-view.ts';
