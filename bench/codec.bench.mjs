@@ -16,6 +16,8 @@ import {
   encodePacket,
   PacketDecoder,
   requestToVars,
+  varsToRequest,
+  viewToRequest,
 } from '@uwsgi-ts/codec';
 import { captureNginxPackets } from './lib/capture.mjs';
 import { CPU_CLOCK, consume, fmtInt, fmtNs, markdownTable, run } from './lib/harness.mjs';
@@ -159,6 +161,18 @@ function casesFor(name, { packet, http }) {
       group: name,
       name: 'decodePacketView + get() of 8 vars',
       fn: () => readEight(decodePacketView(pkt).vars),
+    },
+    {
+      pass: 0,
+      group: name,
+      name: 'decodePacket + varsToRequest',
+      fn: () => varsToRequest(decodePacket(pkt).vars),
+    },
+    {
+      pass: 0,
+      group: name,
+      name: 'decodePacketView + viewToRequest',
+      fn: () => viewToRequest(decodePacketView(pkt).vars),
     },
     { pass: 1, group: name, name: 'copy: Uint8Array slice', fn: () => pkt.slice() },
     {

@@ -54,6 +54,7 @@ export {
   type VarsToRequestOptions,
   varsToRequest,
 } from './request-vars.ts';
+export { viewToRequest } from './request-view.ts';
 export {
   parseResponseHead,
   type ResponseHead,

@@ -114,7 +114,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DIGITS = /^[0-9]+$/;
 const HTTP_VERSION = /^HTTP\/([0-9])\.([0-9])$/;
 
-function requestInvalid(message: string): UwsgiError {
+export function requestInvalid(message: string): UwsgiError {
   return new UwsgiError('UWSGI_ERR_REQUEST_INVALID', message);
 }
 
@@ -147,7 +147,7 @@ const HEADER_NAMES = new Map<string, string | null>();
 const HEADER_NAMES_MAX = 1024;
 const HEADER_NAME_KEY_MAX = 64;
 
-function headerNameOf(key: string): string | null {
+export function headerNameOf(key: string): string | null {
   const cached = HEADER_NAMES.get(key);
   if (cached !== undefined) return cached;
   const cacheable = HEADER_NAMES.size < HEADER_NAMES_MAX && key.length <= HEADER_NAME_KEY_MAX;
@@ -231,27 +231,7 @@ export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {
   const utf8 = checkEncoding(options.encoding);
   if (vars.length === 0) throw requestInvalid('the packet has no vars (datasize 0)');
   const strict = options.strictVars === true;
-  let method: string | undefined;
-  let contentLengthVar: string | undefined;
-  let contentType: string | undefined;
-  let requestUri: string | undefined;
-  let pathInfo: string | undefined;
-  let queryString: string | undefined;
-  let scriptName: string | undefined;
-  let serverProtocol: string | undefined;
-  let uwsgiScheme: string | undefined;
-  let https: string | undefined;
-  let requestScheme: string | undefined;
-  let serverName: string | undefined;
-  let serverPort: string | undefined;
-  let remoteAddr: string | undefined;
-  let remotePort: string | undefined;
-  let httpHost: string | undefined;
-  let forwardedProto: string | undefined;
-
-  const headers: Array<[string, string]> = [];
-  let framingHeader = false;
-
+  const found = new FoundVars();
   for (let i = 0; i < vars.length; i++) {
     const pair = vars[i]!;
     const key = pair[0];
@@ -259,52 +239,44 @@ export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {
     if (isHttpVar(key)) {
       const n = key.length;
       if (n === 9 && key === 'HTTP_HOST') {
-        if (httpHost !== undefined && httpHost !== value) {
-          throw requestInvalid(
-            `conflicting HTTP_HOST values ${JSON.stringify(httpHost)} and ${JSON.stringify(value)}`,
-          );
-        }
-        httpHost = value;
+        found.setHost(value);
       } else if (n === 22 && key === 'HTTP_X_FORWARDED_PROTO') {
-        forwardedProto = value;
+        found.forwardedProto = value;
       }
       const name = headerNameOf(key);
-      if (name !== null) {
-        headers.push([name, value]);
-        framingHeader ||= isFramingHeader(name);
-      }
+      if (name !== null) found.addHeader(name, value);
       continue;
     }
     // Dispatch on length, then on a char or two, so that each name is compared once: a key is
     // a fresh string, and every `===` against a name of the same length compares contents.
     switch (key.length) {
       case 5:
-        if (key === 'HTTPS') https = value;
+        if (key === 'HTTPS') found.https = value;
         break;
       case 9:
-        if (key === 'PATH_INFO') pathInfo = value;
+        if (key === 'PATH_INFO') found.pathInfo = value;
         break;
       case 11:
         // First char and the one after `_`: R_ REQUEST_URI, RA REMOTE_ADDR, RP REMOTE_PORT,
         // SP SERVER_PORT, SN SERVER_NAME / SCRIPT_NAME (second char E / C).
         switch ((key.charCodeAt(0) << 8) | key.charCodeAt(7)) {
           case 0x525f:
-            if (key === 'REQUEST_URI') requestUri = value;
+            if (key === 'REQUEST_URI') found.requestUri = value;
             break;
           case 0x5241:
-            if (key === 'REMOTE_ADDR') remoteAddr = value;
+            if (key === 'REMOTE_ADDR') found.remoteAddr = value;
             break;
           case 0x5250:
-            if (key === 'REMOTE_PORT') remotePort = value;
+            if (key === 'REMOTE_PORT') found.remotePort = value;
             break;
           case 0x5350:
-            if (key === 'SERVER_PORT') serverPort = value;
+            if (key === 'SERVER_PORT') found.serverPort = value;
             break;
           case 0x534e:
             if (key.charCodeAt(1) === 0x45) {
-              if (key === 'SERVER_NAME') serverName = value;
+              if (key === 'SERVER_NAME') found.serverName = value;
             } else if (key === 'SCRIPT_NAME') {
-              scriptName = value;
+              found.scriptName = value;
             }
             break;
           default:
@@ -314,13 +286,13 @@ export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {
       case 12:
         switch (key.charCodeAt(0)) {
           case 0x51:
-            if (key === 'QUERY_STRING') queryString = value;
+            if (key === 'QUERY_STRING') found.queryString = value;
             break;
           case 0x43:
-            if (key === 'CONTENT_TYPE') contentType = value;
+            if (key === 'CONTENT_TYPE') found.contentType = value;
             break;
           case 0x55:
-            if (key === 'UWSGI_SCHEME') uwsgiScheme = value;
+            if (key === 'UWSGI_SCHEME') found.uwsgiScheme = value;
             break;
           default:
             break;
@@ -329,36 +301,113 @@ export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {
       case 14:
         // REQUEST_METHOD / REQUEST_SCHEME (ninth char M / S), CONTENT_LENGTH.
         if (key.charCodeAt(0) === 0x43) {
-          if (key === 'CONTENT_LENGTH') {
-            if (contentLengthVar !== undefined && contentLengthVar !== value) {
-              throw requestInvalid(
-                `conflicting CONTENT_LENGTH values ${JSON.stringify(contentLengthVar)} and ${JSON.stringify(value)}`,
-              );
-            }
-            contentLengthVar = value;
-          }
+          if (key === 'CONTENT_LENGTH') found.setContentLength(value);
         } else if (key.charCodeAt(8) === 0x4d) {
-          if (key === 'REQUEST_METHOD') {
-            if (method !== undefined && method !== value) {
-              throw requestInvalid(
-                `conflicting REQUEST_METHOD values ${JSON.stringify(method)} and ${JSON.stringify(value)}`,
-              );
-            }
-            method = value;
-          }
+          if (key === 'REQUEST_METHOD') found.setMethod(value);
         } else if (key === 'REQUEST_SCHEME') {
-          requestScheme = value;
+          found.requestScheme = value;
         }
         break;
       case 15:
-        if (key === 'SERVER_PROTOCOL') serverProtocol = value;
+        if (key === 'SERVER_PROTOCOL') found.serverProtocol = value;
         break;
       default:
         break;
     }
   }
 
+  return finishRequest(found, options, utf8, strict);
+}
+
+/**
+ * What a pass over the vars found, for {@link finishRequest}. Internal: filled by
+ * `varsToRequest` from decoded pairs and by `viewToRequest` (request-view.ts) from a vars view,
+ * so that both apply one set of rules.
+ */
+export class FoundVars {
+  method: string | undefined = undefined;
+  contentLengthVar: string | undefined = undefined;
+  contentType: string | undefined = undefined;
+  requestUri: string | undefined = undefined;
+  pathInfo: string | undefined = undefined;
+  queryString: string | undefined = undefined;
+  scriptName: string | undefined = undefined;
+  serverProtocol: string | undefined = undefined;
+  uwsgiScheme: string | undefined = undefined;
+  https: string | undefined = undefined;
+  requestScheme: string | undefined = undefined;
+  serverName: string | undefined = undefined;
+  serverPort: string | undefined = undefined;
+  remoteAddr: string | undefined = undefined;
+  remotePort: string | undefined = undefined;
+  httpHost: string | undefined = undefined;
+  forwardedProto: string | undefined = undefined;
+  /** `HTTP_*` vars as headers, in var order (names that are no token left out). */
+  readonly headers: Array<[string, string]> = [];
+  /** One of the headers is content-type, content-length or transfer-encoding. */
+  framingHeader = false;
+
+  // Framing and routing must not depend on which copy a layer reads (RELIABILITY.md U11).
+  setMethod(value: string): void {
+    this.method = agreed('REQUEST_METHOD', this.method, value);
+  }
+
+  setContentLength(value: string): void {
+    this.contentLengthVar = agreed('CONTENT_LENGTH', this.contentLengthVar, value);
+  }
+
+  setHost(value: string): void {
+    this.httpHost = agreed('HTTP_HOST', this.httpHost, value);
+  }
+
+  addHeader(name: string, value: string): void {
+    this.headers.push([name, value]);
+    this.framingHeader ||= isFramingHeader(name);
+  }
+}
+
+/** `value`, unless an earlier copy of the var (`seen`) differs: then a conflict. */
+function agreed(name: string, seen: string | undefined, value: string): string {
+  if (seen !== undefined && seen !== value) {
+    throw requestInvalid(
+      `conflicting ${name} values ${JSON.stringify(seen)} and ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * The request described by the vars a pass found (the rules after the pass: defaults, framing,
+ * target, version, scheme). Internal: shared by `varsToRequest` and `viewToRequest`.
+ */
+export function finishRequest(
+  found: FoundVars,
+  options: VarsToRequestOptions,
+  utf8: boolean,
+  strict: boolean,
+): UwsgiRequest {
   // Absent is a front end's config that leaves it out; empty is a broken value (RELIABILITY U23).
+  const {
+    contentLengthVar,
+    contentType,
+    requestUri,
+    pathInfo,
+    queryString,
+    scriptName,
+    serverProtocol,
+    uwsgiScheme,
+    https,
+    requestScheme,
+    serverName,
+    serverPort,
+    remoteAddr,
+    remotePort,
+    httpHost,
+    forwardedProto,
+    headers,
+    framingHeader,
+  } = found;
+  let method = found.method;
   const noMethod = method === undefined;
   if (noMethod) {
     if (strict) throw requestInvalid('REQUEST_METHOD is missing');
