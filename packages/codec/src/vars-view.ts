@@ -20,11 +20,8 @@ import {
   validateVars,
 } from './vars.ts';
 
-/** Blocks up to this size are copied by `detach()` into a shared slab, larger ones alone. */
-const SLAB_BLOCK_MAX = 4096;
-const SLAB_SIZE = 32768;
-let slab: Uint8Array | undefined;
-let slabUsed = 0;
+/** Stands for bytes that `detach()` let go of, until they are rebuilt from the text. */
+const RELEASED = new Uint8Array(0);
 
 /**
  * The vars of one block, in order, duplicates kept; strings in the decoder's encoding, made on
@@ -34,10 +31,12 @@ let slabUsed = 0;
  * `onVarsView`. The block must be valid (the factories check it): the constructor is internal.
  *
  * The view reads the bytes it was made over. When that memory is reused (a transport's shared
- * read buffer), call {@link VarsView.detach} before the view outlives it.
+ * read buffer), call {@link VarsView.detach} before the view outlives it (it keeps the block's
+ * text instead, no copy).
  */
 export class VarsView implements Iterable<[string, string]> {
-  #bytes: Uint8Array;
+  /** The array holding the block; `RELEASED` after a `detach()`, until `#bytes` rebuilds it. */
+  #raw: Uint8Array;
   #start: number;
   #end: number;
   /** Number of vars. */
@@ -50,6 +49,11 @@ export class VarsView implements Iterable<[string, string]> {
   #text: string | undefined;
   /** `#text` came from an all-ASCII block. */
   #ascii = false;
+  /**
+   * After `detach()` of a block whose text has its length fields masked (vars.ts `maskedText`):
+   * each var's key and value length, to rebuild the bytes from. Otherwise undefined.
+   */
+  #lengths: number[] | undefined;
 
   /**
    * Internal: `bytes[start, end)` is a block already validated (`size` vars; `high` as
@@ -64,7 +68,7 @@ export class VarsView implements Iterable<[string, string]> {
     high: boolean,
     owned: boolean,
   ) {
-    this.#bytes = bytes;
+    this.#raw = bytes;
     this.#start = start;
     this.#end = end;
     this.size = size;
@@ -72,6 +76,12 @@ export class VarsView implements Iterable<[string, string]> {
     this.#high = high;
     this.#owned = owned;
     this.#text = undefined;
+    this.#lengths = undefined;
+  }
+
+  /** The block's array, rebuilt from the text after a `detach()` (once, on first need). */
+  get #bytes(): Uint8Array {
+    return this.#raw === RELEASED ? this.#rebuild() : this.#raw;
   }
 
   /** The string mapping of names and values. */
@@ -98,30 +108,59 @@ export class VarsView implements Iterable<[string, string]> {
   }
 
   /**
-   * Makes the view independent of the memory it was made over: copies the block (small blocks
-   * into a slab shared with other views, as Node's Buffer pool does) unless the view already
-   * owns it. Returns `this`. Strings already read stay valid either way.
+   * Makes the view independent of the memory it was made over, unless it already owns it.
+   * Returns `this`. No copy is made: the block's text (decoded now if no string was read yet)
+   * is kept instead of the bytes, with the length fields when the text does not hold them; the
+   * bytes are rebuilt from it if a method needs them again. Strings already read stay valid.
    */
   detach(): this {
     if (this.#owned) return this;
+    const bytes = this.#raw;
     const start = this.#start;
-    const n = this.#end - start;
-    if (n > SLAB_BLOCK_MAX) {
-      this.#bytes = this.#bytes.slice(start, this.#end);
-      this.#start = 0;
-    } else {
-      if (slab === undefined || slabUsed + n > SLAB_SIZE) {
-        slab = new Uint8Array(SLAB_SIZE);
-        slabUsed = 0;
+    const end = this.#end;
+    if (this.#text === undefined) this.#decodeText();
+    if (this.#high && this.#ascii) {
+      // The text was decoded with the length fields zeroed: keep the lengths.
+      const lengths: number[] = [];
+      for (let p = start; p < end; ) {
+        const keyLength = bytes[p]! | (bytes[p + 1]! << 8);
+        const keyEnd = p + 2 + keyLength;
+        const valueLength = bytes[keyEnd]! | (bytes[keyEnd + 1]! << 8);
+        lengths.push(keyLength, valueLength);
+        p = keyEnd + 2 + valueLength;
       }
-      slab.set(this.#bytes.subarray(start, this.#end), slabUsed);
-      this.#bytes = slab;
-      this.#start = slabUsed;
-      slabUsed += n;
+      this.#lengths = lengths;
     }
-    this.#end = this.#start + n;
+    this.#raw = RELEASED;
+    this.#start = 0;
+    this.#end = end - start;
     this.#owned = true;
     return this;
+  }
+
+  /** The bytes of a detached block, from its text (and lengths); kept from then on. */
+  #rebuild(): Uint8Array {
+    const text = this.#text!;
+    const n = this.#end;
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = text.charCodeAt(i);
+    const lengths = this.#lengths;
+    if (lengths !== undefined) {
+      let p = 0;
+      for (let i = 0; i < lengths.length; i += 2) {
+        const keyLength = lengths[i]!;
+        const valueLength = lengths[i + 1]!;
+        out[p] = keyLength & 0xff;
+        out[p + 1] = keyLength >>> 8;
+        const keyEnd = p + 2 + keyLength;
+        out[keyEnd] = valueLength & 0xff;
+        out[keyEnd + 1] = valueLength >>> 8;
+        p = keyEnd + 2 + valueLength;
+      }
+      this.#lengths = undefined;
+    }
+    this.#raw = out;
+    return out;
   }
 
   /** The first value of `name`, or `undefined` when no var has that name. */
@@ -212,7 +251,7 @@ export class VarsView implements Iterable<[string, string]> {
   }
 
   #decodeText(): string {
-    const bytes = this.#bytes;
+    const bytes = this.#raw;
     const ascii = asciiBlockText(bytes, this.#start, this.#end, this.#high);
     this.#ascii = ascii !== undefined;
     const text = ascii ?? decodeLatin1(bytes.subarray(this.#start, this.#end));
