@@ -10,7 +10,15 @@
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
-import { decodePacket, encodePacket, PacketDecoder, requestToVars } from '@uwsgi-ts/codec';
+import {
+  decodePacket,
+  decodePacketView,
+  encodePacket,
+  PacketDecoder,
+  requestToVars,
+  varsToRequest,
+  viewToRequest,
+} from '@uwsgi-ts/codec';
 import { captureNginxPackets } from './lib/capture.mjs';
 import { CPU_CLOCK, consume, fmtInt, fmtNs, markdownTable, run } from './lib/harness.mjs';
 import {
@@ -90,6 +98,23 @@ function llhttpParse(p, http) {
   return p.result;
 }
 
+/** What a server reads by name before it looks at headers (the view's `get`). */
+const EIGHT = [
+  'REQUEST_METHOD',
+  'REQUEST_URI',
+  'SERVER_PROTOCOL',
+  'CONTENT_LENGTH',
+  'CONTENT_TYPE',
+  'REMOTE_ADDR',
+  'REMOTE_PORT',
+  'HTTP_HOST',
+];
+function readEight(view) {
+  let n = 0;
+  for (const name of EIGHT) n += view.get(name)?.length ?? 0;
+  return n;
+}
+
 function casesFor(name, { packet, http }) {
   const reused = armParser(parsers.alloc());
   const copyTarget = new Uint8Array(packet.length);
@@ -129,6 +154,25 @@ function casesFor(name, { packet, http }) {
         dec.end();
         return handler.vars;
       },
+    },
+    { pass: 0, group: name, name: 'decodePacketView', fn: () => decodePacketView(pkt) },
+    {
+      pass: 0,
+      group: name,
+      name: 'decodePacketView + get() of 8 vars',
+      fn: () => readEight(decodePacketView(pkt).vars),
+    },
+    {
+      pass: 0,
+      group: name,
+      name: 'decodePacket + varsToRequest',
+      fn: () => varsToRequest(decodePacket(pkt).vars),
+    },
+    {
+      pass: 0,
+      group: name,
+      name: 'decodePacketView + viewToRequest',
+      fn: () => viewToRequest(decodePacketView(pkt).vars),
     },
     { pass: 1, group: name, name: 'copy: Uint8Array slice', fn: () => pkt.slice() },
     {

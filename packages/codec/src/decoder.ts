@@ -24,20 +24,38 @@ import {
   type UwsgiVars,
   type VarsEncoding,
 } from './vars.ts';
+import { type VarsView, viewOfRange } from './vars-view.ts';
 
-/** Callbacks of a `PacketDecoder`. Each runs synchronously inside `push()` or `end()`. */
-export interface DecoderHandler {
+/** The callbacks of a `PacketDecoder` other than the one that takes the vars. */
+export interface DecoderHandlerBase {
   /** The header is complete and within limits; no vars byte has been buffered yet. */
   onHeader?(header: PacketHeader): void;
+  /** Body bytes: a zero-copy view of the pushed chunk, valid as long as that chunk is. */
+  onBody?(chunk: Uint8Array): void;
+  /** The declared body is complete (or, for an open-ended body, `end()` was called). */
+  onEnd?(): void;
+}
+
+/** Callbacks of a `PacketDecoder`. Each runs synchronously inside `push()` or `end()`. */
+export interface DecoderHandler extends DecoderHandlerBase {
   /**
    * The vars block is decoded. Return the body length to expect (0 = none), or `undefined` to
    * take every further byte as body until `end()`.
    */
   onVars(vars: UwsgiVars, header: PacketHeader): number | undefined;
-  /** Body bytes: a zero-copy view of the pushed chunk, valid as long as that chunk is. */
-  onBody?(chunk: Uint8Array): void;
-  /** The declared body is complete (or, for an open-ended body, `end()` was called). */
-  onEnd?(): void;
+}
+
+/**
+ * Callbacks of a `PacketDecoder` that takes the vars as a lazy {@link VarsView} (same checks and
+ * errors, no strings made) instead of decoded pairs.
+ */
+export interface DecoderViewHandler extends DecoderHandlerBase {
+  /**
+   * As `DecoderHandler.onVars`. The view reads the pushed chunk in place when the block arrived
+   * in one `push()` (its own copy otherwise): `view.detach()` before it outlives that chunk's
+   * memory.
+   */
+  onVarsView(vars: VarsView, header: PacketHeader): number | undefined;
 }
 
 /** Options of `PacketDecoder` and `decodePacket`. */
@@ -95,7 +113,9 @@ export const NO_OPTIONS: DecoderOptions = Object.freeze({});
  * and propagates unchanged. Callbacks must not call `push`, `end` or `reset` re-entrantly.
  */
 export class PacketDecoder {
-  readonly #handler: DecoderHandler;
+  readonly #handler: DecoderHandlerBase;
+  /** `onVarsView` was given: the vars go out as a view. */
+  readonly #view: boolean;
   readonly #maxVarsSize: number;
   readonly #maxVars: number;
   readonly #utf8: boolean;
@@ -115,11 +135,24 @@ export class PacketDecoder {
    * @throws {UwsgiError} `UWSGI_ERR_ARG_INVALID` when a limit is not a non-negative integer or
    * `encoding` is unknown.
    */
-  constructor(handler: DecoderHandler, options: DecoderOptions = NO_OPTIONS) {
-    if (handler === null || typeof handler !== 'object' || typeof handler.onVars !== 'function') {
-      throw new UwsgiError('UWSGI_ERR_ARG_INVALID', 'handler.onVars must be a function');
+  constructor(handler: DecoderHandler | DecoderViewHandler, options: DecoderOptions = NO_OPTIONS) {
+    const view =
+      handler !== null &&
+      typeof handler === 'object' &&
+      typeof (handler as Partial<DecoderViewHandler>).onVarsView === 'function';
+    if (
+      !view &&
+      (handler === null ||
+        typeof handler !== 'object' ||
+        typeof (handler as Partial<DecoderHandler>).onVars !== 'function')
+    ) {
+      throw new UwsgiError(
+        'UWSGI_ERR_ARG_INVALID',
+        'handler.onVars (or handler.onVarsView) must be a function',
+      );
     }
     this.#handler = handler;
+    this.#view = view;
     this.#maxVarsSize = checkLimit('maxVarsSize', options.maxVarsSize, DEFAULT_MAX_VARS_SIZE);
     this.#maxVars = checkLimit('maxVars', options.maxVars, DEFAULT_MAX_VARS);
     this.#utf8 = checkEncoding(options.encoding);
@@ -260,15 +293,7 @@ export class PacketDecoder {
           if (this.#varsFill === header.datasize) {
             const block = this.#varsBytes!;
             this.#varsBytes = undefined;
-            const vars = decodeVarsRange(
-              block,
-              0,
-              block.length,
-              this.#maxVars,
-              this.#utf8,
-              HEADER_SIZE,
-            );
-            this.#onVars(vars, header);
+            this.#decodeVars(block, 0, block.length, header, true, 0);
           }
           break;
         }
@@ -302,9 +327,7 @@ export class PacketDecoder {
     const size = header.datasize;
     if (chunk.length - i >= size) {
       // Whole block in this read: decode in place, no copy.
-      const vars = decodeVarsRange(chunk, i, i + size, this.#maxVars, this.#utf8, HEADER_SIZE);
-      this.#consumed += size;
-      this.#onVars(vars, header);
+      this.#decodeVars(chunk, i, i + size, header, false, size);
       return i + size;
     }
     this.#varsBytes = new Uint8Array(size);
@@ -312,8 +335,32 @@ export class PacketDecoder {
     return i;
   }
 
-  #onVars(vars: UwsgiVars, header: PacketHeader): void {
-    const length = checkBodyLength(this.#handler.onVars(vars, header));
+  /**
+   * The block `bytes[start, end)` is complete: decode it, count `consumed` more bytes, hand it
+   * over. `owned`: the bytes are the decoder's own copy.
+   */
+  #decodeVars(
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    header: PacketHeader,
+    owned: boolean,
+    consumed: number,
+  ): void {
+    let length: number | undefined;
+    if (this.#view) {
+      const view = viewOfRange(bytes, start, end, this.#maxVars, this.#utf8, HEADER_SIZE, owned);
+      this.#consumed += consumed;
+      length = (this.#handler as DecoderViewHandler).onVarsView(view, header);
+    } else {
+      const vars = decodeVarsRange(bytes, start, end, this.#maxVars, this.#utf8, HEADER_SIZE);
+      this.#consumed += consumed;
+      length = (this.#handler as DecoderHandler).onVars(vars, header);
+    }
+    this.#afterVars(checkBodyLength(length));
+  }
+
+  #afterVars(length: number): void {
     if (this.#state !== 'vars') return;
     if (length === 0) {
       this.#finish();

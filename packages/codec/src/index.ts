@@ -18,8 +18,10 @@ export {
 } from './constants.ts';
 export {
   type DecoderHandler,
+  type DecoderHandlerBase,
   type DecoderOptions,
   type DecoderState,
+  type DecoderViewHandler,
   PacketDecoder,
 } from './decoder.ts';
 export {
@@ -31,7 +33,9 @@ export {
 export { encodeHeader, type PacketHeader, readHeader } from './header.ts';
 export {
   type DecodedPacket,
+  type DecodedPacketView,
   decodePacket,
+  decodePacketView,
   type EncodePacketOptions,
   encodePacket,
   encodePing,
@@ -50,6 +54,7 @@ export {
   type VarsToRequestOptions,
   varsToRequest,
 } from './request-vars.ts';
+export { viewToRequest } from './request-view.ts';
 export {
   parseResponseHead,
   type ResponseHead,
@@ -70,3 +75,4 @@ export {
   type VarsInput,
   type VarsVisitor,
 } from './vars.ts';
+export { decodeVarsView, VarsView } from './vars-view.ts';

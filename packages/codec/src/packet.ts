@@ -15,6 +15,7 @@ import {
   type VarsEncoding,
   type VarsInput,
 } from './vars.ts';
+import { type VarsView, viewOfRange } from './vars-view.ts';
 
 /** Options of `encodePacket`. */
 export interface EncodePacketOptions {
@@ -113,4 +114,40 @@ export function isPing(header: PacketHeader): boolean {
 /** True for a ping reply header (modifier1 100, modifier2 1); `datasize` > 0 = warning text. */
 export function isPong(header: PacketHeader): boolean {
   return header.modifier1 === MODIFIER1.PING && header.modifier2 === 1;
+}
+
+/** Result of `decodePacketView`. */
+export interface DecodedPacketView {
+  readonly modifier1: number;
+  readonly modifier2: number;
+  readonly vars: VarsView;
+  /** Bytes of the packet: header + datasize. */
+  readonly byteLength: number;
+}
+
+/**
+ * `decodePacket` with a {@link VarsView} for the vars: same checks, errors and offsets, no
+ * strings made. The view reads `bytes` in place.
+ *
+ * @throws {UwsgiError} as `decodePacket`.
+ */
+export function decodePacketView(
+  bytes: Uint8Array,
+  options: DecoderOptions = NO_OPTIONS,
+): DecodedPacketView {
+  const maxVarsSize = checkLimit('maxVarsSize', options.maxVarsSize, DEFAULT_MAX_VARS_SIZE);
+  const maxVars = checkLimit('maxVars', options.maxVars, DEFAULT_MAX_VARS);
+  const utf8 = checkEncoding(options.encoding);
+  const n = bytes.length;
+  if (n < HEADER_SIZE) throw truncated(`${HEADER_SIZE - n} header bytes missing`, n);
+  const datasize = bytes[1]! | (bytes[2]! << 8);
+  if (datasize > maxVarsSize) throw varsTooLarge(datasize, maxVarsSize);
+  const end = HEADER_SIZE + datasize;
+  if (n < end) throw truncated(`${end - n} vars bytes missing`, n);
+  return {
+    modifier1: bytes[0]!,
+    modifier2: bytes[3]!,
+    vars: viewOfRange(bytes, HEADER_SIZE, end, maxVars, utf8, HEADER_SIZE, false),
+    byteLength: end,
+  };
 }

@@ -114,7 +114,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DIGITS = /^[0-9]+$/;
 const HTTP_VERSION = /^HTTP\/([0-9])\.([0-9])$/;
 
-function requestInvalid(message: string): UwsgiError {
+export function requestInvalid(message: string): UwsgiError {
   return new UwsgiError('UWSGI_ERR_REQUEST_INVALID', message);
 }
 
@@ -147,7 +147,7 @@ const HEADER_NAMES = new Map<string, string | null>();
 const HEADER_NAMES_MAX = 1024;
 const HEADER_NAME_KEY_MAX = 64;
 
-function headerNameOf(key: string): string | null {
+export function headerNameOf(key: string): string | null {
   const cached = HEADER_NAMES.get(key);
   if (cached !== undefined) return cached;
   const cacheable = HEADER_NAMES.size < HEADER_NAMES_MAX && key.length <= HEADER_NAME_KEY_MAX;
@@ -358,7 +358,91 @@ export function varsToRequest(vars: UwsgiVars, options: VarsToRequestOptions = {
     }
   }
 
+  // The rules after the pass are shared with viewToRequest (a literal: the locals above stay
+  // in registers through the loop, which a FoundVars filled var by var measured slower).
+  return finishRequest(
+    {
+      method,
+      contentLengthVar,
+      contentType,
+      requestUri,
+      pathInfo,
+      queryString,
+      scriptName,
+      serverProtocol,
+      uwsgiScheme,
+      https,
+      requestScheme,
+      serverName,
+      serverPort,
+      remoteAddr,
+      remotePort,
+      httpHost,
+      forwardedProto,
+      headers,
+      framingHeader,
+    },
+    options,
+    utf8,
+    strict,
+  );
+}
+
+/** What a pass over the vars found (request-view.ts `FoundVars`, or varsToRequest's locals), as `finishRequest` reads it. Internal. */
+export interface FoundFields {
+  readonly method: string | undefined;
+  readonly contentLengthVar: string | undefined;
+  readonly contentType: string | undefined;
+  readonly requestUri: string | undefined;
+  readonly pathInfo: string | undefined;
+  readonly queryString: string | undefined;
+  readonly scriptName: string | undefined;
+  readonly serverProtocol: string | undefined;
+  readonly uwsgiScheme: string | undefined;
+  readonly https: string | undefined;
+  readonly requestScheme: string | undefined;
+  readonly serverName: string | undefined;
+  readonly serverPort: string | undefined;
+  readonly remoteAddr: string | undefined;
+  readonly remotePort: string | undefined;
+  readonly httpHost: string | undefined;
+  readonly forwardedProto: string | undefined;
+  readonly headers: Array<[string, string]>;
+  readonly framingHeader: boolean;
+}
+
+/**
+ * The request described by the vars a pass found (the rules after the pass: defaults, framing,
+ * target, version, scheme). Internal: shared by `varsToRequest` and `viewToRequest`.
+ */
+export function finishRequest(
+  found: FoundFields,
+  options: VarsToRequestOptions,
+  utf8: boolean,
+  strict: boolean,
+): UwsgiRequest {
   // Absent is a front end's config that leaves it out; empty is a broken value (RELIABILITY U23).
+  const {
+    contentLengthVar,
+    contentType,
+    requestUri,
+    pathInfo,
+    queryString,
+    scriptName,
+    serverProtocol,
+    uwsgiScheme,
+    https,
+    requestScheme,
+    serverName,
+    serverPort,
+    remoteAddr,
+    remotePort,
+    httpHost,
+    forwardedProto,
+    headers,
+    framingHeader,
+  } = found;
+  let method = found.method;
   const noMethod = method === undefined;
   if (noMethod) {
     if (strict) throw requestInvalid('REQUEST_METHOD is missing');
@@ -489,7 +573,7 @@ function httpVersionOf(protocol: string): HttpVersion {
 }
 
 /** `content-type`, `content-length` or `transfer-encoding`: the headers the vars may overrule. */
-function isFramingHeader(name: string): boolean {
+export function isFramingHeader(name: string): boolean {
   const n = name.length;
   return (
     (n === 12 && name === 'content-type') ||

@@ -121,12 +121,17 @@ function varError(
 /** Set by `validateVars`: some length field of the block holds a byte >= 0x80. */
 let highLengthByte = false;
 
+/** `highLengthByte` of the last `validateVars`. Internal: read by the vars view right after. */
+export function lastHighLengthByte(): boolean {
+  return highLengthByte;
+}
+
 /**
  * Validates the block and returns the number of vars (and sets `highLengthByte`); throws the
  * first structural error, in block order. The checks live in `varError` so that the loop stays
  * small: it reads 4 bytes per var.
  */
-function validateVars(
+export function validateVars(
   bytes: Uint8Array,
   start: number,
   end: number,
@@ -170,6 +175,49 @@ function maskedText(bytes: Uint8Array, start: number, end: number): string {
     p += 2 + length;
   }
   return UTF8_LOOSE.decode(scratch.subarray(0, n));
+}
+
+/**
+ * The text of a valid block `bytes[start, end)` when every content byte is ASCII: one char per
+ * byte at the same offset (length fields may read as NUL), so a field is a `slice()` of it;
+ * `undefined` when a content byte is >= 0x80. `high`: `highLengthByte` of its validation.
+ * Internal: the vars view decodes its strings from this.
+ */
+export function asciiBlockText(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  high: boolean,
+): string | undefined {
+  const whole = high
+    ? maskedText(bytes, start, end)
+    : UTF8_LOOSE.decode(bytes.subarray(start, end));
+  return isAsciiText(whole, end - start) ? whole : undefined;
+}
+
+/**
+ * Structure checked by `validateVars`; in utf8 mode, also the strict UTF-8 of every field with a
+ * byte >= 0x80, in block order (the error `decodeVarsRange` gives for the same block). Internal:
+ * shared with the vars view.
+ */
+export function checkUtf8Fields(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  shift: number,
+): void {
+  let p = start;
+  while (p < end) {
+    const keyStart = p + 2;
+    const keyEnd = keyStart + (bytes[p]! | (bytes[p + 1]! << 8));
+    const valueStart = keyEnd + 2;
+    const valueEnd = valueStart + (bytes[keyEnd]! | (bytes[keyEnd + 1]! << 8));
+    if (!isAscii(bytes, keyStart, keyEnd)) utf8At(bytes, keyStart, keyEnd, keyStart + shift);
+    if (!isAscii(bytes, valueStart, valueEnd)) {
+      utf8At(bytes, valueStart, valueEnd, valueStart + shift);
+    }
+    p = valueEnd;
+  }
 }
 
 /**

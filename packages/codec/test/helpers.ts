@@ -1,4 +1,6 @@
 /** Test helpers: bytes written out as hex, latin1 text, concatenation. */
+import { expect } from 'vitest';
+import type { VarsView } from '../src/index.ts';
 
 /** `hex('00 3e 00 00')` -> bytes; whitespace ignored. */
 export function hex(text: string): Uint8Array {
@@ -62,4 +64,18 @@ export function collector(
       },
     },
   };
+}
+
+/** Every way of reading the view agrees with the eager pairs. */
+export function expectViewMatches(view: VarsView, pairs: Array<[string, string]>): void {
+  expect(view.size).toBe(pairs.length);
+  expect([...view]).toEqual(pairs);
+  expect(view.toArray()).toEqual(pairs);
+  expect([...view.keys()]).toEqual(pairs.map(([k]) => k));
+  for (const [name] of pairs) {
+    const all = pairs.filter(([k]) => k === name).map(([, v]) => v);
+    expect(view.get(name)).toBe(all[0]);
+    expect(view.getAll(name)).toEqual(all);
+    expect(view.has(name)).toBe(true);
+  }
 }
