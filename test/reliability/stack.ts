@@ -26,6 +26,8 @@ export interface StackOptions {
   readonly readyTimeoutMs?: number;
   /** Workers append `ID PID` per request to `<dir>/trace.log` (fixtures/handler.mjs). */
   readonly trace?: boolean;
+  /** The config's `limits` (container defaults otherwise). */
+  readonly limits?: Readonly<Record<string, number>>;
 }
 
 /** The config object (JSON is YAML) for `options`, in `dir`. */
@@ -42,6 +44,7 @@ function configObject(dir: string, options: StackOptions): Record<string, unknow
     shutdownTimeoutMs: 5000,
     control: 'control.sock',
     log: { format: 'json', access: false, level: 'info' },
+    ...(options.limits === undefined ? {} : { limits: options.limits }),
     ...(options.trace === true ? { env: { REL_TRACE_FILE: join(dir, 'trace.log') } } : {}),
     ...(TRANSPORT ? { transport: TRANSPORT } : {}),
   };
