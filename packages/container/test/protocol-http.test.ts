@@ -109,6 +109,65 @@ describe('http listener: same dispatch as uwsgi', () => {
     expect(calls).toBe(0);
   });
 
+  it('refuses what RFC 9112 does not allow before the app: HTTP/0.9, HTTP/2.0, two Host headers', async () => {
+    let calls = 0;
+    const s = await start((_req, res) => {
+      calls++;
+      res.end('ok');
+    });
+    const cases: Array<[string, number]> = [
+      ['GET /\r\n\r\n', 400],
+      ['GET / HTTP/2.0\r\nHost: a\r\n\r\n', 505],
+      ['GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 400],
+      ['GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n', 400],
+    ];
+    for (const [text, status] of cases) {
+      const r = await raw(s.port, text);
+      // HTTP/0.9 has no status line to parse: the raw bytes still carry the refusal.
+      if (status === 400 && !text.includes('HTTP/')) {
+        expect(r.raw.toString('latin1')).toMatch(/^HTTP\/1\.1 400 /);
+      } else {
+        expect(r.status, text).toBe(status);
+        expect(r.headers.connection, text).toBe('close');
+      }
+    }
+    expect(calls).toBe(0);
+    const ok = await raw(s.port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    expect(ok.status).toBe(200);
+    expect(calls).toBe(1);
+  });
+
+  it('Expect: an unknown expectation is 417 with Connection: close; 100 only for a body that fits', async () => {
+    let calls = 0;
+    const s = await start(
+      (req, res) => {
+        calls++;
+        req.resume();
+        req.on('end', () => res.end('read'));
+      },
+      { limits: { maxBodySize: 10 } },
+    );
+    const foo = await raw(
+      s.port,
+      'POST / HTTP/1.1\r\nHost: a\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n',
+    );
+    expect(foo.status).toBe(417);
+    expect(foo.headers.connection).toBe('close');
+    const over = await raw(
+      s.port,
+      'POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n',
+    );
+    expect(over.raw.toString('latin1')).not.toContain('100 Continue');
+    expect(over.raw.toString('latin1')).toContain(' 413 ');
+    expect(calls).toBe(0);
+    const fits = await raw(
+      s.port,
+      'POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi',
+    );
+    expect(fits.raw.toString('latin1')).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    expect(calls).toBe(1);
+  });
+
   it('H12: a slow head gets 408 at headersTimeout', async () => {
     const s = await start(
       (_req, res) => {

@@ -194,9 +194,32 @@ export async function listenHttp(
     res.end();
     return true;
   };
+  /**
+   * A request line or head that RFC 9112 does not allow but llhttp passes: HTTP/0.9 (no version)
+   * 400, a major version other than 1 505, two Host headers 400 (section 3.2). Answered with
+   * `Connection: close`, never dispatched. True when answered.
+   */
+  const refusedHead = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const status =
+      req.httpVersionMajor !== 1
+        ? req.httpVersionMajor > 1
+          ? 505
+          : 400
+        : hostCount(req.rawHeaders) > 1
+          ? 400
+          : 0;
+    if (status === 0) return false;
+    log.info({ status, url: req.url, httpVersion: req.httpVersion }, 'http request refused');
+    logAnswer(req, res);
+    res.shouldKeepAlive = false;
+    res.writeHead(status, ['Connection', 'close']);
+    res.end();
+    return true;
+  };
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     res.strictContentLength = true;
     if (draining) res.shouldKeepAlive = false;
+    if (refusedHead(req, res)) return;
     if (refusedWithoutHost(req, res)) return;
     if (!withinBodyLimit(req, res, limits.maxBodySize, log, logAnswer)) return;
     ctx.dispatch(req, res, {
@@ -208,16 +231,21 @@ export async function listenHttp(
   server.on('request', onRequest);
   // What node:http does for `Expect: 100-continue` without this listener, after the Host check
   // it makes first (parserOnIncoming).
+  // 100 only once the head passed every check and the declared length fits: a body that would
+  // be refused is never invited.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (refusedWithoutHost(req, res)) return;
-    res.writeContinue();
+    if (refusedHead(req, res) || refusedWithoutHost(req, res)) return;
+    const declared = req.headers['content-length'];
+    if (declared === undefined || Number(declared) <= limits.maxBodySize) res.writeContinue();
     onRequest(req, res);
   });
-  // Any other expectation: 417, as node:http without this listener.
+  // Any other expectation: 417, as node:http without this listener, and the connection closes
+  // (the client may already be sending the body it announced).
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    if (refusedWithoutHost(req, res)) return;
+    if (refusedHead(req, res) || refusedWithoutHost(req, res)) return;
     logAnswer(req, res);
-    res.writeHead(417);
+    res.shouldKeepAlive = false;
+    res.writeHead(417, ['Connection', 'close']);
     res.end();
   });
   // CONNECT: closed without an answer, as node:http without this listener.
@@ -249,6 +277,11 @@ export async function listenHttp(
 
   const bound = await listenServer(server, options);
   listener = bound.address;
+  // An error on the listening server (an accept failure such as EMFILE that reaches it) must not
+  // stop the process: logged, and the server keeps serving.
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    log.warn({ err, code: err.code, listener }, 'http listener error');
+  });
   return {
     address: bound.address,
     close: () => bound.close(),
@@ -340,6 +373,16 @@ function clientErrorAnswer(code: string | undefined): { status: number; bytes: B
       'ascii',
     ),
   };
+}
+
+/** How many Host headers the head carried (node:http keeps only the first). */
+function hostCount(rawHeaders: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') n++;
+  }
+  return n;
 }
 
 /** A parse error (llhttp's `HPE_*`) or a missed head/request deadline: a request was coming. */
