@@ -168,6 +168,27 @@ describe('http listener: same dispatch as uwsgi', () => {
     expect(calls).toBe(1);
   });
 
+  it('a WebSocket handshake is refused with 400 and Connection: close, never reaching the app; h2c is ignored', async () => {
+    let calls = 0;
+    const s = await start((_req, res) => {
+      calls++;
+      res.end('ok');
+    });
+    const ws = await raw(
+      s.port,
+      'GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    expect(ws.status).toBe(400);
+    expect(ws.headers.connection).toBe('close');
+    expect(calls).toBe(0);
+    const h2c = await raw(
+      s.port,
+      'GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade, close\r\n\r\n',
+    );
+    expect(h2c.status).toBe(200);
+    expect(calls).toBe(1);
+  });
+
   it('H12: a slow head gets 408 at headersTimeout', async () => {
     const s = await start(
       (_req, res) => {

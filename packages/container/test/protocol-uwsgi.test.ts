@@ -52,6 +52,32 @@ describe.each(TRANSPORTS)('%s transport', (kind) => {
   });
 
   describe('uwsgi listener: response framing', () => {
+    it('refuses a WebSocket handshake with 400 (no front end relays an upgrade over uwsgi)', async () => {
+      let calls = 0;
+      const s = await start((req, res) => {
+        calls++;
+        hello(req, res);
+      });
+      const r = await exchange(
+        s.path,
+        packet(
+          requestVars('GET', '/chat', {
+            HTTP_UPGRADE: 'websocket',
+            HTTP_CONNECTION: 'upgrade',
+            HTTP_SEC_WEBSOCKET_VERSION: '13',
+          }),
+        ),
+      );
+      expect(r.raw.toString('latin1')).toMatch(/^HTTP\/1\.1 400 /);
+      expect(calls).toBe(0);
+      const plain = await exchange(
+        s.path,
+        packet(requestVars('GET', '/', { HTTP_UPGRADE: 'h2c' })),
+      );
+      expect(plain.body.toString()).toBe('hello');
+      expect(calls).toBe(1);
+    });
+
     it('answers with one status line, Content-Length, Connection: close, then closes', async () => {
       const s = await start(hello);
       const r = await exchange(s.path, packet(requestVars('GET', '/')));

@@ -117,6 +117,12 @@ export function createDispatch(options: DispatchOptions): Dispatch {
       return;
     }
 
+    if (isWebSocketHandshake(req)) {
+      refuseUpgrade(log, origin, originalUrl);
+      respondOnBehalf(res, 400);
+      return;
+    }
+
     const request = req as ContainerRequest;
     request.originalUrl = originalUrl;
     request.baseUrl = match.scriptName;
@@ -299,5 +305,44 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
     typeof value === 'object' &&
     value !== null &&
     typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+/**
+ * A WebSocket handshake (RFC 6455 section 4.1: `Upgrade: websocket` with `Connection: Upgrade`).
+ * No front end relays an upgrade over uwsgi (nginx's `uwsgi_pass` has no upgrade support) and
+ * the HTTP listener does not hand upgrades to apps yet: answered by the container with 400 and
+ * `Connection: close` instead of reaching an app that would answer it as a plain request and
+ * leave the client waiting for a 101. Other upgrades (`h2c`) are ignored, as RFC 9110 allows:
+ * the request is served over HTTP/1.1.
+ */
+function isWebSocketHandshake(req: IncomingMessage): boolean {
+  // rawHeaders first: reading `req.headers` builds Node's lazy header object on every request.
+  const raw = req.rawHeaders;
+  let named = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 7 && name.toLowerCase() === 'upgrade') {
+      named = true;
+      break;
+    }
+  }
+  if (!named) return false;
+  const upgrade = req.headers.upgrade;
+  if (upgrade === undefined || !/websocket/i.test(upgrade)) return false;
+  const connection = req.headers.connection;
+  return connection !== undefined && /(^|[\s,])upgrade($|[\s,])/i.test(connection);
+}
+
+let upgradeWarned = false;
+
+/** One warning per process naming the fix; every refusal is in the access log (status 400). */
+function refuseUpgrade(log: Logger, origin: RequestOrigin, url: string): void {
+  if (upgradeWarned) return;
+  upgradeWarned = true;
+  log.warn(
+    { protocol: origin.protocol, listener: origin.listener, url },
+    'websocket upgrade refused (400): upgrades are not relayed over uwsgi nor routed to apps; ' +
+      'serve WebSockets from a separate Node server behind nginx proxy_pass',
   );
 }
