@@ -56,7 +56,7 @@ describe.each(TRANSPORTS)('%s transport', (kind) => {
       let calls = 0;
       const s = await start((req, res) => {
         calls++;
-        hello(req, res);
+        void hello(req, res);
       });
       const r = await exchange(
         s.path,
