@@ -455,9 +455,14 @@ describe.skipIf(!HAS_NGINX)('emperor reliability (RELIABILITY.md R12, R13, R8, R
     expectClean(result);
     expect(settledFds.emperor).toBeLessThanOrEqual(0);
     expect(settledFds.vassal).toBeLessThanOrEqual(0);
-    // A handful of generations (coalesced edits), each a reload of the same vassal process.
+    // Coalesced edits: each generation is a reload of the same vassal process, and edits made
+    // while one boots join the next, so the count follows how fast a generation boots (about
+    // 0.2-0.3 s: 10 s of storm gave 38 and 42 on two runs, about 20 on earlier ones), not the
+    // 100 writes (one every ~96 ms). Without coalescing every write would get a generation; at
+    // most three in four doing so needs a boot under ~130 ms, which a Node worker does not reach.
+    // The old bound of 25 assumed a slower boot and failed on a fast run.
     expect(generations).toBeGreaterThanOrEqual(1);
-    expect(generations).toBeLessThanOrEqual(25);
+    expect(generations).toBeLessThanOrEqual(75);
     expect(of('reload-failed')).toEqual([]);
     // The only invalid texts a storm may show: an in-place write read between its truncate and
     // its write (a scan is never delayed more than 250 ms by a burst of events); reported, and
