@@ -16,6 +16,7 @@ import {
   microsSince,
   type ShutdownState,
 } from '../shared/log.ts';
+import { rawHeaderCount } from '../shared/raw-headers.ts';
 import type { Stats } from '../shared/stats.ts';
 import { respondOnBehalf } from './respond.ts';
 import type { ContainerRequest, Dispatch, RequestOrigin } from './types.ts';
@@ -317,17 +318,8 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  * the request is served over HTTP/1.1.
  */
 function isWebSocketHandshake(req: IncomingMessage): boolean {
-  // rawHeaders first: reading `req.headers` builds Node's lazy header object on every request.
-  const raw = req.rawHeaders;
-  let named = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (name.length === 7 && name.toLowerCase() === 'upgrade') {
-      named = true;
-      break;
-    }
-  }
-  if (!named) return false;
+  // Most requests carry no Upgrade: answered without building Node's lazy `req.headers`.
+  if (rawHeaderCount(req.rawHeaders, 'upgrade') === 0) return false;
   const upgrade = req.headers.upgrade;
   if (upgrade === undefined || !/websocket/i.test(upgrade)) return false;
   const connection = req.headers.connection;

@@ -34,6 +34,7 @@ import {
   microsSince,
   type ShutdownState,
 } from '../shared/log.ts';
+import { rawHeaderCount } from '../shared/raw-headers.ts';
 import { listenServer } from '../transport/listen.ts';
 import type { Listening, ListenOptions } from '../transport/types.ts';
 
@@ -205,7 +206,7 @@ export async function listenHttp(
         ? req.httpVersionMajor > 1
           ? 505
           : 400
-        : hostCount(req.rawHeaders) > 1
+        : rawHeaderCount(req.rawHeaders, 'host') > 1
           ? 400
           : 0;
     if (status === 0) return false;
@@ -216,11 +217,14 @@ export async function listenHttp(
     res.end();
     return true;
   };
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+  /** The head checks, then the body limit, then dispatch; `invite` writes `100 Continue`. */
+  const handle = (req: IncomingMessage, res: ServerResponse, invite: boolean): void => {
     res.strictContentLength = true;
     if (draining) res.shouldKeepAlive = false;
-    if (refusedHead(req, res)) return;
-    if (refusedWithoutHost(req, res)) return;
+    if (refusedHead(req, res) || refusedWithoutHost(req, res)) return;
+    // 100 only for a request that passed the head checks and whose body fits: a body that
+    // would be refused is never invited (withinBodyLimit answers 413 below).
+    if (invite && !declaredOverLimit(req, limits.maxBodySize)) res.writeContinue();
     if (!withinBodyLimit(req, res, limits.maxBodySize, log, logAnswer)) return;
     ctx.dispatch(req, res, {
       protocol: 'http',
@@ -228,17 +232,10 @@ export async function listenHttp(
       remoteAddress: req.socket.remoteAddress,
     });
   };
-  server.on('request', onRequest);
-  // What node:http does for `Expect: 100-continue` without this listener, after the Host check
-  // it makes first (parserOnIncoming).
-  // 100 only once the head passed every check and the declared length fits: a body that would
-  // be refused is never invited.
-  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (refusedHead(req, res) || refusedWithoutHost(req, res)) return;
-    const declared = req.headers['content-length'];
-    if (declared === undefined || Number(declared) <= limits.maxBodySize) res.writeContinue();
-    onRequest(req, res);
-  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => handle(req, res, false));
+  // `Expect: 100-continue`: what node:http does without this listener (parserOnIncoming), with
+  // the 100 written only once the request is known to be taken.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, res, true));
   // Any other expectation: 417, as node:http without this listener, and the connection closes
   // (the client may already be sending the body it announced).
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
@@ -322,8 +319,8 @@ function withinBodyLimit(
   log: Logger,
   logAnswer: (req: IncomingMessage, res: ServerResponse) => void,
 ): boolean {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > maxBodySize) {
+  if (declaredOverLimit(req, maxBodySize)) {
+    const declared = req.headers['content-length'];
     log.info(
       { status: 413, url: req.url, contentLength: Number(declared) },
       'http request refused',
@@ -356,6 +353,12 @@ function withinBodyLimit(
   return true;
 }
 
+/** A declared Content-Length over `maxBodySize` (413 before the body is read). */
+function declaredOverLimit(req: IncomingMessage, maxBodySize: number): boolean {
+  const declared = req.headers['content-length'];
+  return declared !== undefined && Number(declared) > maxBodySize;
+}
+
 /** node:http's own answers to a client error (lib/_http_server.js socketOnError, Node 20). */
 function clientErrorAnswer(code: string | undefined): { status: number; bytes: Buffer } {
   const status =
@@ -373,16 +376,6 @@ function clientErrorAnswer(code: string | undefined): { status: number; bytes: B
       'ascii',
     ),
   };
-}
-
-/** How many Host headers the head carried (node:http keeps only the first). */
-function hostCount(rawHeaders: readonly string[]): number {
-  let n = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] as string;
-    if (name.length === 4 && name.toLowerCase() === 'host') n++;
-  }
-  return n;
 }
 
 /** A parse error (llhttp's `HPE_*`) or a missed head/request deadline: a request was coming. */
