@@ -6,6 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { dirname } from 'node:path';
+import { Admission, type TrackedConnection } from './admission/admission.ts';
 import { loadApp } from './app/loader.ts';
 import type { LoadedApp, LoadedAppKind } from './app/types.ts';
 import type { ContainerConfig, ListenerProtocol } from './config/types.ts';
@@ -15,8 +16,8 @@ import {
   type InFlightRequest,
   type InFlightView,
 } from './dispatch/dispatch.ts';
-import { type HttpListening, listenHttp } from './protocol/http.ts';
-import { type ServedConnection, type ServeHooks, serveUwsgiConnection } from './protocol/uwsgi.ts';
+import { HttpConnection, type HttpListening, listenHttp } from './protocol/http.ts';
+import { type ServeHooks, serveUwsgiConnection } from './protocol/uwsgi.ts';
 import { createRouter } from './router/mounts.ts';
 import { ContainerError } from './shared/errors.ts';
 import {
@@ -152,10 +153,8 @@ class ContainerImpl implements Container {
   #bound: Array<Listening> = [];
   #http: HttpListening[] = [];
   #apps: LoadedApp[] = [];
-  /** Open uwsgi connections. */
-  readonly #uwsgi = new Set<ServedConnection>();
-  /** Open HTTP sockets. */
-  readonly #httpSockets = new Set<Socket>();
+  /** Open connections of every listener (oldest first), the connection limit and shedding. */
+  readonly #admission: Admission;
   /** Re-checks the shutdown condition; set while close() waits. */
   #onActivityChange: (() => void) | undefined;
   /** When close() stops waiting for in-flight requests (epoch ms). */
@@ -175,6 +174,12 @@ class ContainerImpl implements Container {
       options.logger ??
       createLogger(config.log, options.stdout === undefined ? {} : { stdout: options.stdout });
     this.#stats = new Stats(config.mounts.map((m) => m.path));
+    this.#admission = new Admission({
+      maxConnections: config.limits.maxConnections,
+      reservedFds: config.limits.reservedFds,
+      stats: this.#stats,
+      log: this.logger,
+    });
   }
 
   stats(): StatsSnapshot {
@@ -282,6 +287,9 @@ class ContainerImpl implements Container {
       }
     }
     checkAborted();
+    // The fds held besides connections (listeners, logs, IPC, the apps' own): what the fd
+    // limit leaves for connections.
+    this.#admission.measure();
     this.listeners = Object.freeze(listeners);
     this.transport = transport?.name;
     this.mounts = Object.freeze(
@@ -301,23 +309,8 @@ class ContainerImpl implements Container {
     );
   }
 
-  /** `maxConnections` spans all listeners: over it, a new connection is closed at once. */
-  #admit(): boolean {
-    if (this.#stats.connections >= this.#config.limits.maxConnections) {
-      this.#stats.connectionsRejected++;
-      this.logger.debug(
-        { maxConnections: this.#config.limits.maxConnections },
-        'connection refused: maxConnections reached',
-      );
-      return false;
-    }
-    this.#stats.connections++;
-    this.#stats.connectionsTotal++;
-    return true;
-  }
-
-  #released(): void {
-    this.#stats.connections--;
+  #released(conn: TrackedConnection): void {
+    this.#admission.remove(conn);
     this.#onActivityChange?.();
     this.#onConnectionClosed?.();
   }
@@ -325,14 +318,12 @@ class ContainerImpl implements Container {
   /** Shared by every uwsgi connection (no closures per connection). */
   readonly #uwsgiHooks: ServeHooks = {
     onIdle: () => this.#onActivityChange?.(),
-    onClose: (served) => {
-      this.#uwsgi.delete(served);
-      this.#released();
-    },
+    onClose: (served) => this.#released(served),
   };
 
+  /** The connection limit spans all listeners (admission.ts: shed idle ones, else refuse). */
   #acceptUwsgi(conn: Connection, ctx: Parameters<typeof serveUwsgiConnection>[1]): void {
-    if (!this.#admit()) {
+    if (!this.#admission.admit()) {
       conn.socket.destroy();
       // No client address: the peer of a uwsgi connection is the front end, not the client.
       ctx.accessLog?.write(
@@ -340,16 +331,14 @@ class ContainerImpl implements Container {
       );
       return;
     }
-    this.#uwsgi.add(serveUwsgiConnection(conn, ctx, this.#uwsgiHooks));
+    this.#admission.add(serveUwsgiConnection(conn, ctx, this.#uwsgiHooks));
   }
 
   #acceptHttp(socket: Socket): boolean {
-    if (!this.#admit()) return false;
-    this.#httpSockets.add(socket);
-    socket.once('close', () => {
-      this.#httpSockets.delete(socket);
-      this.#released();
-    });
+    if (!this.#admission.admit()) return false;
+    const conn = new HttpConnection(socket);
+    this.#admission.add(conn);
+    socket.once('close', () => this.#released(conn));
     return true;
   }
 
@@ -437,7 +426,7 @@ class ContainerImpl implements Container {
   #connectionsClosed(): Promise<void> {
     return new Promise((resolve) => {
       const check = () => {
-        if (this.#uwsgi.size > 0 || this.#httpSockets.size > 0) return;
+        if (this.#admission.open.size > 0) return;
         clearTimeout(timer);
         this.#onConnectionClosed = undefined;
         resolve();
@@ -452,8 +441,7 @@ class ContainerImpl implements Container {
   }
 
   #busy(): boolean {
-    if (this.#httpSockets.size > 0) return true;
-    for (const served of this.#uwsgi) if (served.busy) return true;
+    for (const conn of this.#admission.open) if (conn.busy) return true;
     return false;
   }
 
@@ -466,10 +454,10 @@ class ContainerImpl implements Container {
   async #release(): Promise<void> {
     await Promise.all(this.#bound.map((l) => l.close()));
     this.#shutdown.forced = true;
-    for (const served of this.#uwsgi) served.destroy();
+    for (const conn of this.#admission.open) conn.destroy();
     for (const http of this.#http) http.destroyAll();
-    for (const socket of this.#httpSockets) socket.destroy();
     await this.#connectionsClosed();
+    this.#admission.close();
     const apps = this.#apps;
     this.#apps = [];
     await Promise.all(

@@ -46,6 +46,25 @@ function accessRecords(s: Served): Rec[] {
   return s.records.filter((r) => r.msg === 'request' && r.url !== '/canary');
 }
 
+/**
+ * A connection whose request is in flight (its declared body never comes): not idle, so the
+ * connection limit refuses the next connection instead of shedding this one. Its url is
+ * `/canary`, so its record is left out of {@link accessRecords}.
+ */
+async function busyHolder(s: Served) {
+  const holder =
+    s.port === 0 ? connect({ path: s.path }) : connect({ host: '127.0.0.1', port: s.port });
+  cleanups.push(() => holder.destroy());
+  await once(holder, 'connect');
+  holder.write(
+    s.port === 0
+      ? packet(requestVars('POST', '/canary', {}, 5))
+      : Buffer.from('POST /canary HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n'),
+  );
+  await expect.poll(() => s.container.stats().inFlight).toBe(1);
+  return holder;
+}
+
 /** The keys every access record has, in the order they are logged (`aborted`, `error` aside). */
 const FIELDS = [
   'method',
@@ -287,10 +306,7 @@ describe.each(TRANSPORTS)('uwsgi listener, %s transport', (kind) => {
 
   it('a connection over maxConnections: status 0, error "refused"', async () => {
     const s = await start({ limits: { maxConnections: 1 } });
-    const holder = connect({ path: s.path });
-    cleanups.push(() => holder.destroy());
-    await once(holder, 'connect');
-    await expect.poll(() => s.container.stats().connections).toBe(1);
+    const holder = await busyHolder(s);
     const refused = await exchange(s.path, packet(requestVars('GET', '/')));
     expect(refused.raw.length).toBe(0);
     const rec = await waitForRecord(s.records, (x) => x.msg === 'request');
@@ -307,7 +323,7 @@ describe.each(TRANSPORTS)('uwsgi listener, %s transport', (kind) => {
     });
     holder.destroy();
     await expect.poll(() => s.container.stats().connections).toBe(0);
-    // The holder sent nothing: no record of its own.
+    // The holder's request (url /canary) is left out of accessRecords.
     expect(await onlyRecord(s)).toBe(rec);
   });
 
@@ -323,10 +339,7 @@ describe.each(TRANSPORTS)('uwsgi listener, %s transport', (kind) => {
         closeAfterResponse: true,
       });
       await exchange(s.path, Buffer.from([0, 5, 0, 0, 0, 0, 1, 0, 0x78]), { halfClose: true });
-      const holder = connect({ path: s.path });
-      cleanups.push(() => holder.destroy());
-      await once(holder, 'connect');
-      await expect.poll(() => s.container.stats().connections).toBe(1);
+      const holder = await busyHolder(s);
       await exchange(s.path, packet(requestVars('GET', '/')));
       expect(s.container.stats().connectionsRejected).toBe(1);
       holder.destroy();
@@ -498,10 +511,7 @@ describe('HTTP listener', () => {
 
   it('a connection over maxConnections: error "refused" with the TCP peer', async () => {
     const s = await start({ limits: { maxConnections: 1 } });
-    const holder = connect({ host: '127.0.0.1', port: s.port });
-    cleanups.push(() => holder.destroy());
-    await once(holder, 'connect');
-    await expect.poll(() => s.container.stats().connections).toBe(1);
+    const holder = await busyHolder(s);
     const refused = await raw(s, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n');
     expect(refused.raw.length).toBe(0);
     const rec = await waitForRecord(s.records, (x) => x.msg === 'request');

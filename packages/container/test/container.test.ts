@@ -148,7 +148,7 @@ transport: net
     expect(records.some((r) => r.msg === 'stopped')).toBe(true);
   });
 
-  it('closes connections over maxConnections at once, across listeners', async () => {
+  it('refuses connections over maxConnections at once when none is idle, across listeners', async () => {
     const { container } = await boot(
       () => `
 listeners:
@@ -171,19 +171,100 @@ transport: net
       holder.destroy();
     });
     await once(holder, 'connect');
-    // The holder is admitted once the server has accepted it.
-    await expect.poll(() => container.stats().connections).toBe(1);
+    // A request whose declared body never comes: the holder is not idle, so it is never shed.
+    holder.write(packet(requestVars('POST', '/', {}, 100)));
+    await expect.poll(() => container.stats().requests).toBe(1);
     const refused = await exchange(path, packet(requestVars('GET', '/')));
     expect(refused.raw.length).toBe(0);
     const port = Number(listenerPort(container, 'http').split(':')[1]);
     const refusedHttp = await exchange(port, Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r\n'));
     expect(refusedHttp.raw.length).toBe(0);
     expect(container.stats().connectionsRejected).toBe(2);
+    expect(container.stats().connectionsShed).toBe(0);
     holder.destroy();
     await once(holder, 'close');
     await expect.poll(() => container.stats().connections).toBe(0);
     const ok = await exchange(path, packet(requestVars('GET', '/')));
     expect(ok.status).toBe(200);
+  });
+
+  it('at maxConnections sheds idle connections oldest first (head-waiting, idle keep-alive) and warns once', async () => {
+    const { container, records } = await boot(
+      () => `
+listeners:
+  - protocol: uwsgi
+    address: app.sock
+  - protocol: http
+    address: 127.0.0.1:0
+mounts:
+  - path: /
+    app: ${apps}hello.mjs
+limits:
+  maxConnections: 2
+transport: net
+`,
+    );
+    await container.start();
+    const path = listenerPort(container, 'uwsgi').slice('unix:'.length);
+    const port = Number(listenerPort(container, 'http').split(':')[1]);
+    // Oldest: a uwsgi connection that never sends its request head.
+    const silent = connect({ path });
+    cleanups.push(() => {
+      silent.destroy();
+    });
+    await once(silent, 'connect');
+    await expect.poll(() => container.stats().connections).toBe(1);
+    // Then an HTTP keep-alive connection, idle after one answered request.
+    const keepAlive = connect({ host: '127.0.0.1', port });
+    cleanups.push(() => {
+      keepAlive.destroy();
+    });
+    await once(keepAlive, 'connect');
+    keepAlive.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    const [first] = (await once(keepAlive, 'data')) as [Buffer];
+    expect(first.toString('latin1')).toMatch(/^HTTP\/1\.1 200 /);
+    expect(container.stats().connections).toBe(2);
+    const silentClosed = once(silent, 'close');
+    const ok = await exchange(path, packet(requestVars('GET', '/')));
+    expect(ok.status).toBe(200);
+    await silentClosed;
+    // Oldest first: the keep-alive connection was not touched.
+    expect(keepAlive.destroyed).toBe(false);
+    expect(container.stats().connectionsShed).toBe(1);
+    // Once the answered exchange has closed, a newer silent connection fills the limit again.
+    await expect.poll(() => container.stats().connections).toBe(1);
+    const newer = connect({ path });
+    cleanups.push(() => {
+      newer.destroy();
+    });
+    await once(newer, 'connect');
+    await expect.poll(() => container.stats().connections).toBe(2);
+    const keepAliveClosed = once(keepAlive, 'close');
+    const okHttp = await exchange(
+      port,
+      Buffer.from('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'),
+    );
+    expect(okHttp.status).toBe(200);
+    await keepAliveClosed;
+    expect(newer.destroyed).toBe(false);
+    const stats = container.stats();
+    expect(stats.connectionsShed).toBe(2);
+    expect(stats.connectionsRejected).toBe(0);
+    const warnings = () => records.filter((r) => r.msg === 'connection limit reached');
+    // The first at once; what follows within the interval comes in the next one (here: close).
+    expect(warnings()).toHaveLength(1);
+    expect(warnings()[0]).toMatchObject({
+      level: 40,
+      connections: 2,
+      limit: 2,
+      limitBy: 'maxConnections',
+      maxConnections: 2,
+      shed: 1,
+      refused: 0,
+    });
+    await container.close({ timeoutMs: 0 });
+    expect(warnings()).toHaveLength(2);
+    expect(warnings().reduce((n, r) => n + Number(r['shed']), 0)).toBe(2);
   });
 
   it('close() finishes in-flight requests, refuses new ones, and is idempotent', async () => {

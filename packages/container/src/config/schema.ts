@@ -203,11 +203,20 @@ export const configSchema = {
         maxConnections: {
           title: 'Open connections',
           description:
-            'Most open client connections across all listeners; further accepts are closed at once.',
+            'Most open client connections across all listeners (less when the open-files limit leaves fewer, see reservedFds). At the limit, idle connections (waiting for a request head, idle keep-alive) are closed oldest first to make room; only when none is idle is a new connection closed at once.',
           type: 'integer',
           minimum: 1,
           maximum: 1048576,
           default: 10000,
+        },
+        reservedFds: {
+          title: 'File descriptors kept free',
+          description:
+            'File descriptors kept free below the open-files limit (RLIMIT_NOFILE) for the app and the container (files, upstream connections, logs): connections are limited to what the limit leaves less these, so that accepting never runs into the limit.',
+          type: 'integer',
+          minimum: 0,
+          maximum: 1048576,
+          default: 64,
         },
         maxInFlight: {
           title: 'Requests in flight per worker',

@@ -59,8 +59,14 @@ export interface LimitsConfig {
   readonly bodyTimeoutMs: number;
   /** Per-request deadline in ms: 504 if no response headers were sent by then, else the connection is closed. 0 = off. Default 60000. */
   readonly requestTimeoutMs: number;
-  /** Most open client connections across all listeners; further accepts are closed at once. Default 10000. */
+  /**
+   * Most open client connections across all listeners (less when the fd limit leaves fewer);
+   * at the limit idle connections are shed oldest first, else a new one is closed at once.
+   * Default 10000.
+   */
   readonly maxConnections: number;
+  /** File descriptors kept free below RLIMIT_NOFILE; connections get the rest. Default 64. */
+  readonly reservedFds: number;
   /** Most requests in flight per worker; excess gets 503 at once. 0 = off (default). */
   readonly maxInFlight: number;
   /** Event loop blocked this long (ms): 504 to in-flight clients, worker killed. 0 = off (default). */

@@ -382,3 +382,29 @@ function clientErrorAnswer(code: string | undefined): { status: number; bytes: B
 function isRequestError(code: string | undefined): boolean {
   return code !== undefined && (code.startsWith('HPE_') || code === 'ERR_HTTP_REQUEST_TIMEOUT');
 }
+
+/**
+ * An HTTP connection as the container tracks it. `idle`: no request of it is being handled:
+ * it waits for its first request head (or the rest of one), or is an idle keep-alive
+ * connection. node:http marks the response a socket is serving as `socket._httpMessage` (set
+ * when a response is assigned to the socket, cleared when it finished; its own
+ * `closeIdleConnections` reads the same mark), and drops `socket.parser` when the connection
+ * was handed over (an upgrade, CONNECT).
+ */
+export class HttpConnection {
+  readonly socket: Socket;
+  constructor(socket: Socket) {
+    this.socket = socket;
+  }
+  /** A graceful stop waits for every open HTTP connection (drain closes the idle ones). */
+  get busy(): boolean {
+    return true;
+  }
+  get idle(): boolean {
+    const s = this.socket as Socket & { _httpMessage?: unknown; parser?: unknown };
+    return s.parser != null && s._httpMessage == null;
+  }
+  destroy(): void {
+    this.socket.destroy();
+  }
+}

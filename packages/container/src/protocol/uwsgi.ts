@@ -109,6 +109,11 @@ export interface UwsgiListenerContext {
 export interface ServedConnection {
   /** True until the response (or the reason not to send one) is fully written. */
   readonly busy: boolean;
+  /**
+   * Nothing of it is being handled: it waits for its request head, or lingers after its answer
+   * for the peer to close. The container may shed it at the connection limit.
+   */
+  readonly idle: boolean;
   /** Closes at once. */
   destroy(): void;
 }
@@ -267,6 +272,10 @@ class UwsgiExchange
 
   get busy(): boolean {
     return this.#phase !== 'closed' && !this.#responded;
+  }
+
+  get idle(): boolean {
+    return this.#phase === 'head' || (this.#phase === 'done' && this.#responded);
   }
 
   start(): void {

@@ -70,6 +70,11 @@ export interface StatsSnapshot {
   readonly connectionsTotal: number;
   /** Connections closed at accept because `maxConnections` was reached. */
   readonly connectionsRejected: number;
+  /**
+   * Idle connections (waiting for a request head, idle keep-alive, lingering) closed to make
+   * room for a new one at the connection limit (`maxConnections` or the fd limit).
+   */
+  readonly connectionsShed: number;
   /** uwsgi connections closed for a framing error or a header/body deadline, without a response. */
   readonly protocolErrors: number;
   readonly mounts: readonly MountStatsSnapshot[];
@@ -126,6 +131,7 @@ export class Stats {
   connections = 0;
   connectionsTotal = 0;
   connectionsRejected = 0;
+  connectionsShed = 0;
   protocolErrors = 0;
   /** Indexed like the configured mounts (the router's `RouteMatch.index`). */
   readonly #mounts: readonly MountCounters[];
@@ -191,6 +197,7 @@ export class Stats {
       connections: this.connections,
       connectionsTotal: this.connectionsTotal,
       connectionsRejected: this.connectionsRejected,
+      connectionsShed: this.connectionsShed,
       protocolErrors: this.protocolErrors,
       mounts: this.#mounts.map((c) => c.snapshot()),
       unrouted: this.#unrouted.snapshot(),
@@ -249,6 +256,7 @@ export function addSnapshots(a: StatsSnapshot, b: StatsSnapshot): StatsSnapshot 
     connections: a.connections + b.connections,
     connectionsTotal: a.connectionsTotal + b.connectionsTotal,
     connectionsRejected: a.connectionsRejected + b.connectionsRejected,
+    connectionsShed: a.connectionsShed + b.connectionsShed,
     protocolErrors: a.protocolErrors + b.protocolErrors,
     mounts: [...mounts.values()],
     unrouted: addMounts(a.unrouted, b.unrouted),

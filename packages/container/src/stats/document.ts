@@ -124,6 +124,7 @@ export function containerDocument(facts: ContainerFacts): Record<string, unknown
     connections: total?.connections ?? 0,
     connections_total: lifetime?.connectionsTotal ?? 0,
     connections_rejected: lifetime?.connectionsRejected ?? 0,
+    connections_shed: lifetime?.connectionsShed ?? 0,
     protocol_errors: lifetime?.protocolErrors ?? 0,
     worker_exits: facts.exits,
     mounts: facts.mounts.map((configured) => {

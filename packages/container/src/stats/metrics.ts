@@ -104,6 +104,12 @@ function requestMetrics(s: StatsSnapshot): MetricJson[] {
     [{ value: s.connectionsRejected, labels: {} }],
   );
   src.add(
+    'connections_shed_total',
+    'counter',
+    'Idle connections closed to make room at the connection limit (maxConnections or the fd limit).',
+    [{ value: s.connectionsShed, labels: {} }],
+  );
+  src.add(
     'protocol_errors_total',
     'counter',
     'uwsgi connections closed for a framing error or a deadline, without a response.',
