@@ -11,7 +11,7 @@ import { rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type LogRecord, type RunningContainer, startContainer } from '../utils/cli.ts';
+import { CLI_BIN, type LogRecord, type RunningContainer, startContainer } from '../utils/cli.ts';
 import { TRANSPORT } from '../utils/config.ts';
 import { type Nginx, startNginx } from '../utils/nginx.ts';
 import { childrenOf, liveChildren, openFds, PidRegistry, zombiesUnder } from '../utils/procs.ts';
@@ -28,6 +28,10 @@ export interface StackOptions {
   readonly trace?: boolean;
   /** The config's `limits` (container defaults otherwise). */
   readonly limits?: Readonly<Record<string, number>>;
+  /** Also a uwsgi listener on 127.0.0.1 (TCP), beside the unix one nginx uses. */
+  readonly tcpUwsgi?: boolean;
+  /** Runs the master (and so its workers) under `ulimit -n N` (soft and hard). */
+  readonly openFiles?: number;
 }
 
 /** The config object (JSON is YAML) for `options`, in `dir`. */
@@ -36,6 +40,7 @@ function configObject(dir: string, options: StackOptions): Record<string, unknow
     listeners: [
       { protocol: 'uwsgi', address: 'app.sock' },
       { protocol: 'http', address: '127.0.0.1:0' },
+      ...(options.tcpUwsgi === true ? [{ protocol: 'uwsgi', address: '127.0.0.1:0' }] : []),
     ],
     mounts: [{ path: '/', app: join(dir, 'app.mjs') }],
     workers: options.workers ?? 2,
@@ -121,7 +126,21 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   try {
     await replaceFile(join(dir, 'app.mjs'), appText({ version: 'v1' }));
     await replaceFile(configPath, goodConfig);
-    container = await startContainer(configPath, { readyTimeoutMs: 20_000 });
+    container = await startContainer(configPath, {
+      readyTimeoutMs: 20_000,
+      // sh execs node: the PID is the master's.
+      ...(options.openFiles === undefined
+        ? {}
+        : {
+            command: [
+              '/bin/sh',
+              '-c',
+              `ulimit -n ${options.openFiles} && exec "$0" "$@"`,
+              process.execPath,
+              CLI_BIN,
+            ] as const,
+          }),
+    });
     const running = container;
     pids.add(running.pid, 'master');
     for (const pid of (running.ready['workers'] ?? []) as number[]) pids.add(pid, 'worker');
