@@ -7,10 +7,12 @@ import { memoryLogger } from './fixtures/apps/harness.ts';
 /** A connection as the container tracks one; `destroy()` marks it (closing is the caller's). */
 class Conn implements TrackedConnection {
   destroyed = false;
-  constructor(
-    readonly name: string,
-    public idle: boolean,
-  ) {}
+  readonly name: string;
+  idle: boolean;
+  constructor(name: string, idle: boolean) {
+    this.name = name;
+    this.idle = idle;
+  }
   get busy(): boolean {
     return !this.idle;
   }
