@@ -15,6 +15,7 @@ import {
   type InFlightRequest,
   type InFlightView,
 } from './dispatch/dispatch.ts';
+import { createUpgrades, type Upgrades } from './dispatch/upgrade.ts';
 import { type HttpListening, listenHttp } from './protocol/http.ts';
 import { type ServedConnection, type ServeHooks, serveUwsgiConnection } from './protocol/uwsgi.ts';
 import { createRouter } from './router/mounts.ts';
@@ -154,8 +155,10 @@ class ContainerImpl implements Container {
   #apps: LoadedApp[] = [];
   /** Open uwsgi connections. */
   readonly #uwsgi = new Set<ServedConnection>();
-  /** Open HTTP sockets. */
+  /** Open HTTP sockets (upgraded WebSockets included). */
   readonly #httpSockets = new Set<Socket>();
+  /** WebSocket handshakes of the HTTP listeners and the open WebSockets (closed with 1001). */
+  #upgrades: Upgrades | undefined;
   /** Re-checks the shutdown condition; set while close() waits. */
   #onActivityChange: (() => void) | undefined;
   /** When close() stops waiting for in-flight requests (epoch ms). */
@@ -229,6 +232,17 @@ class ContainerImpl implements Container {
       registry: this.#registry,
       shutdown: this.#shutdown,
     });
+    const upgrades = createUpgrades({
+      router,
+      servers: loaded.map((app) => app.server),
+      limits: config.limits,
+      log,
+      accessLog: config.log.access,
+      stats: this.#stats,
+      onDone: this.#options.onRequestDone,
+      shutdown: this.#shutdown,
+    });
+    this.#upgrades = upgrades;
     // The listeners' own answers and refusals (dispatch logs through its own writer).
     const access: AccessLog | undefined = config.log.access ? accessLog(log) : undefined;
 
@@ -275,6 +289,7 @@ class ContainerImpl implements Container {
           accessLog: access,
           onConnection: (socket) => this.#acceptHttp(socket),
           shutdown: this.#shutdown,
+          upgrade: upgrades.dispatch,
         });
         this.#bound.push(bound);
         this.#http.push(bound);
@@ -468,7 +483,9 @@ class ContainerImpl implements Container {
     this.#shutdown.forced = true;
     for (const served of this.#uwsgi) served.destroy();
     for (const http of this.#http) http.destroyAll();
-    for (const socket of this.#httpSockets) socket.destroy();
+    // Open WebSockets get a close frame (1001) and close within GOING_AWAY_WAIT_MS on their own.
+    const goingAway = this.#upgrades?.goingAway();
+    for (const socket of this.#httpSockets) if (goingAway?.has(socket) !== true) socket.destroy();
     await this.#connectionsClosed();
     const apps = this.#apps;
     this.#apps = [];
