@@ -4,7 +4,7 @@
  * headers (docs/deploy.md), the rest with uwsgi_pass. The apps are the real `ws` library
  * (ws-chat.mjs, mounted at /chat) and Socket.IO (socketio-chat.mjs, mounted at /io).
  */
-import { io as ioClient, type Socket as IoSocket } from 'socket.io-client';
+import { type Socket as IoSocket, io as ioClient } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { assertBuilt, fdsBackTo, type RunningContainer, startContainer } from '../utils/cli.ts';
