@@ -132,6 +132,29 @@ describe('http listener: WebSocket upgrades', () => {
     expect(s.container.stats().inFlight).toBe(0);
   });
 
+  it('over maxInFlight a handshake gets 503 before routing; an open WebSocket holds no in-flight slot', async () => {
+    let release: (() => void) | undefined;
+    const server = createServer((_req, res) => {
+      release = () => res.end('released');
+    });
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (ws) => ws.on('message', (data) => ws.send(data)));
+    served = await serve(server, { protocol: 'http', limits: { maxInFlight: 1 } });
+    const s = served;
+    // An open WebSocket first: it does not count against maxInFlight.
+    const ws = await open(`ws://127.0.0.1:${s.port}/`);
+    const held = raw(s.port, 'GET /hold HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    await expect.poll(() => s.container.stats().inFlight).toBe(1);
+    const over = await raw(s.port, `GET / HTTP/1.1\r\nHost: a\r\n${HANDSHAKE}`);
+    expect(over.status).toBe(503);
+    expect(over.headers.connection).toBe('close');
+    release?.();
+    expect((await held).body.toString()).toBe('released');
+    const reply = nextMessage(ws);
+    ws.send('open all along');
+    expect(await reply).toBe('open all along');
+  });
+
   it('an app server with ws still serves h2c and other upgrades as normal requests, body included', async () => {
     const server = createServer((req, res) => {
       let body = '';
