@@ -37,7 +37,7 @@ import {
 import { rawHeaderCount } from '../shared/raw-headers.ts';
 import { listenServer } from '../transport/listen.ts';
 import type { Listening, ListenOptions } from '../transport/types.ts';
-import { WebSocketAwareRequest } from './upgrade-request.ts';
+import { routeUpgrades, WebSocketAwareRequest } from './upgrade-request.ts';
 
 export interface HttpListenerContext {
   readonly limits: LimitsConfig;
@@ -52,10 +52,7 @@ export interface HttpListenerContext {
   readonly onConnection?: (socket: Socket) => boolean;
   /** Set when the container cuts off the connections left at the end of its stop. */
   readonly shutdown?: ShutdownState | undefined;
-  /**
-   * WebSocket handshakes go here instead of `dispatch` (dispatch/upgrade.ts); other upgrade
-   * requests (h2c) stay normal requests (upgrade-request.ts). Absent: dispatch refuses them.
-   */
+  /** WebSocket handshakes go here, not to `dispatch` (which refuses them when this is absent). */
   readonly upgrade?: UpgradeDispatch | undefined;
 }
 
@@ -252,16 +249,8 @@ export async function listenHttp(
     res.writeHead(417, ['Connection', 'close']);
     res.end();
   });
-  const upgrade = ctx.upgrade;
-  if (upgrade !== undefined) {
-    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-      upgrade(req, socket, head, {
-        protocol: 'http',
-        listener,
-        remoteAddress: socket.remoteAddress,
-      });
-    });
-  }
+  // WebSocket handshakes (only those: upgrade-request.ts) to their app's own server.
+  if (ctx.upgrade !== undefined) routeUpgrades(server, ctx.upgrade, () => listener);
   // CONNECT: closed without an answer, as node:http without this listener.
   server.on('connect', (req: IncomingMessage, socket: Socket) => {
     const peer = socket.remoteAddress;

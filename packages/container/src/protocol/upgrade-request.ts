@@ -21,8 +21,10 @@
  * handshakes, so every other upgrade request takes node:http's path for a server without an
  * `'upgrade'` listener: parsed with its body and served as a normal request.
  */
-import { IncomingMessage } from 'node:http';
+import { IncomingMessage, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { isWebSocketHandshake } from '../dispatch/dispatch.ts';
+import type { UpgradeDispatch } from '../dispatch/types.ts';
 
 /** llhttp's upgrade flag, as node:http set it. A symbol key: the base constructor sets it first. */
 const FLAG = Symbol('uwsgi-ts.upgradeFlag');
@@ -45,3 +47,21 @@ Object.defineProperty(WebSocketAwareRequest.prototype, 'upgrade', {
     this[FLAG] = value;
   },
 });
+
+/**
+ * Hands the `'upgrade'` events of `server` (a server created with `WebSocketAwareRequest`) to
+ * `upgrade`; `listener()` is the listener's display address, known once it is bound.
+ */
+export function routeUpgrades(
+  server: Server,
+  upgrade: UpgradeDispatch,
+  listener: () => string,
+): void {
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    upgrade(req, socket, head, {
+      protocol: 'http',
+      listener: listener(),
+      remoteAddress: socket.remoteAddress,
+    });
+  });
+}
