@@ -1,7 +1,8 @@
 /**
  * A real nginx per test file (RELIABILITY.md section 4): own prefix in a mkdtemp dir, generated
  * nginx.conf (no daemon, no master, one worker, pid/error log/temp paths under the prefix),
- * `listen 127.0.0.1:<free port>`, uwsgi_pass locations. Tests skip when nginx is absent.
+ * `listen 127.0.0.1:<free port>`, uwsgi_pass locations (proxy_pass ones for WebSockets). Tests
+ * skip when nginx is absent.
  */
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -25,6 +26,11 @@ export interface NginxLocation {
   readonly params?: boolean;
   /** More directives inside the location (`uwsgi_buffering off`, `uwsgi_param X y` ...). */
   readonly directives?: readonly string[];
+  /**
+   * `proxy_pass http://<upstream>` (an HTTP listener, `127.0.0.1:port`) instead of `uwsgi_pass`,
+   * no uwsgi_params; WebSocket locations add the upgrade headers in `directives`.
+   */
+  readonly proxy?: boolean;
 }
 
 export interface NginxOptions {
@@ -43,11 +49,14 @@ function renderConfig(dir: string, port: number, options: NginxOptions): string 
     lines.map((l) => `${' '.repeat(n)}${l.endsWith('}') ? l : `${l};`}`).join('\n');
   const locations = options.locations
     .map((loc) => {
-      const body = [
-        ...(loc.params === false ? [] : [`include ${UWSGI_PARAMS}`]),
-        ...(loc.directives ?? []),
-        `uwsgi_pass ${loc.upstream}`,
-      ];
+      const body =
+        loc.proxy === true
+          ? [...(loc.directives ?? []), `proxy_pass http://${loc.upstream}`]
+          : [
+              ...(loc.params === false ? [] : [`include ${UWSGI_PARAMS}`]),
+              ...(loc.directives ?? []),
+              `uwsgi_pass ${loc.upstream}`,
+            ];
       return `    location ${loc.path} {\n${indent(body, 6)}\n    }`;
     })
     .join('\n');

@@ -16,6 +16,7 @@ import {
   type InFlightRequest,
   type InFlightView,
 } from './dispatch/dispatch.ts';
+import { createUpgrades, type Upgrades } from './dispatch/upgrade.ts';
 import { HttpConnection, type HttpListening, listenHttp } from './protocol/http.ts';
 import { type ServeHooks, serveUwsgiConnection } from './protocol/uwsgi.ts';
 import { createRouter } from './router/mounts.ts';
@@ -153,8 +154,13 @@ class ContainerImpl implements Container {
   #bound: Array<Listening> = [];
   #http: HttpListening[] = [];
   #apps: LoadedApp[] = [];
-  /** Open connections of every listener (oldest first), the connection limit and shedding. */
+  /**
+   * Open connections of every listener (oldest first; upgraded WebSockets included), the
+   * connection limit and shedding.
+   */
   readonly #admission: Admission;
+  /** WebSocket handshakes of the HTTP listeners and the open WebSockets (closed with 1001). */
+  #upgrades: Upgrades | undefined;
   /** Re-checks the shutdown condition; set while close() waits. */
   #onActivityChange: (() => void) | undefined;
   /** When close() stops waiting for in-flight requests (epoch ms). */
@@ -234,6 +240,17 @@ class ContainerImpl implements Container {
       registry: this.#registry,
       shutdown: this.#shutdown,
     });
+    const upgrades = createUpgrades({
+      router,
+      servers: loaded.map((app) => app.server),
+      limits: config.limits,
+      log,
+      accessLog: config.log.access,
+      stats: this.#stats,
+      onDone: this.#options.onRequestDone,
+      shutdown: this.#shutdown,
+    });
+    this.#upgrades = upgrades;
     // The listeners' own answers and refusals (dispatch logs through its own writer).
     const access: AccessLog | undefined = config.log.access ? accessLog(log) : undefined;
 
@@ -280,6 +297,7 @@ class ContainerImpl implements Container {
           accessLog: access,
           onConnection: (socket) => this.#acceptHttp(socket),
           shutdown: this.#shutdown,
+          upgrade: upgrades.dispatch,
         });
         this.#bound.push(bound);
         this.#http.push(bound);
@@ -454,7 +472,12 @@ class ContainerImpl implements Container {
   async #release(): Promise<void> {
     await Promise.all(this.#bound.map((l) => l.close()));
     this.#shutdown.forced = true;
-    for (const conn of this.#admission.open) conn.destroy();
+    // Open WebSockets get a close frame (1001) and close within GOING_AWAY_WAIT_MS on their own.
+    const goingAway = this.#upgrades?.goingAway();
+    for (const conn of this.#admission.open) {
+      if (conn instanceof HttpConnection && goingAway?.has(conn.socket) === true) continue;
+      conn.destroy();
+    }
     for (const http of this.#http) http.destroyAll();
     await this.#connectionsClosed();
     this.#admission.close();

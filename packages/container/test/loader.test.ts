@@ -100,6 +100,19 @@ describe('loadApp: discovery', () => {
     await res.arrayBuffer();
   });
 
+  it("exposes the app's own http.Server (WebSocket upgrades are emitted on it)", async () => {
+    const named = await load('esm-server-named.mjs');
+    const mod = (await import(fixtureUrl('esm-server-named.mjs'))) as { server: http.Server };
+    expect(named.server).toBe(mod.server);
+    const listened = await load('esm-listen-express.mjs');
+    expect(listened.server).toBeInstanceOf(http.Server);
+    const fastify = await load('esm-fastify.mjs');
+    const fmod = (await import(fixtureUrl('esm-fastify.mjs'))) as { default: { server: unknown } };
+    expect(fastify.server).toBe(fmod.default.server);
+    // A bare function has no server: its handshakes are refused (400).
+    expect((await load('esm-function.mjs')).server).toBeUndefined();
+  });
+
   it('uses mount.export instead of discovery, for node and fetch values', async () => {
     const api = await load('esm-named.mjs', { export: 'api' });
     expect(api.shape).toBe('export "api" ((req, res) function)');

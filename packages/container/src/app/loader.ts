@@ -55,6 +55,8 @@ type Found =
       readonly shape: string;
       readonly handler: NodeHandler;
       readonly fastify?: FastifyLike;
+      /** The http.Server the handler emits `request` on (exported servers, Fastify's). */
+      readonly server?: net.Server;
       /** A bare function: ranks after exported servers (discovery steps 4 and 5). */
       readonly plainFunction?: boolean;
     };
@@ -63,6 +65,7 @@ interface FastifyLike {
   ready(): PromiseLike<unknown>;
   routing: NodeHandler;
   close(): PromiseLike<unknown>;
+  server?: unknown;
 }
 
 interface KoaLike {
@@ -83,6 +86,12 @@ export async function loadApp(
   const url = pathToFileURL(mount.app).href;
   const { namespace, servers } = await importIntercepted(url, mount.app);
   const found = discover(mount, namespace, servers);
+  // Where WebSocket handshakes go (`LoadedApp.server`): the server the handler came from, else
+  // the one the module listen()ed on during import (`http.createServer(app)` beside
+  // `new WebSocketServer({ server })`, @hono/node-server's serve() with @hono/node-ws).
+  const server =
+    (found.kind === 'node' ? found.server : undefined) ?? servers.find((s) => isHttpServer(s));
+  const withServer = server === undefined ? {} : { server };
 
   if (found.kind === 'fetch') {
     const listenerOptions = {
@@ -97,10 +106,13 @@ export async function loadApp(
       handler: createFetchListener(found.fetch, listenerOptions),
       kind: 'fetch',
       shape: found.shape,
+      ...withServer,
     };
   }
   const fastify = found.fastify;
-  if (fastify === undefined) return { handler: found.handler, kind: 'node', shape: found.shape };
+  if (fastify === undefined) {
+    return { handler: found.handler, kind: 'node', shape: found.shape, ...withServer };
+  }
   try {
     await fastify.ready();
   } catch (cause) {
@@ -116,6 +128,7 @@ export async function loadApp(
     handler: (req, res) => fastify.routing(req, res),
     kind: 'node',
     shape: found.shape,
+    ...withServer,
     async close() {
       await fastify.close();
     },
@@ -336,7 +349,14 @@ function classify(
     return { kind: 'node', shape: `${where} (Koa app)`, handler: v.callback() };
   }
   if (isFastify(v)) {
-    return { kind: 'node', shape: `${where} (Fastify instance)`, handler: v.routing, fastify: v };
+    const server = v.server instanceof net.Server && isHttpServer(v.server) ? v.server : undefined;
+    return {
+      kind: 'node',
+      shape: `${where} (Fastify instance)`,
+      handler: v.routing,
+      fastify: v,
+      ...(server === undefined ? {} : { server }),
+    };
   }
   if (value instanceof net.Server) {
     return isHttpServer(value) && hasRequestListener(value)
@@ -361,6 +381,7 @@ function serverHandler(server: net.Server, where: string): Found {
   return {
     kind: 'node',
     shape: `${where} (${server instanceof https.Server ? 'https.Server' : 'http.Server'})`,
+    server,
     handler: (req, res) => {
       server.emit('request', req, res);
     },

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server } from 'node:net';
 
 /**
  * What every mounted app is reduced to: a node:http `request` listener. A returned promise is
@@ -24,6 +25,12 @@ export interface LoadedApp {
    * app)`, `fetch export (fetch handler)`, `listen() on import (http.Server)`.
    */
   readonly shape: string;
+  /**
+   * The app's own `http.Server` / `https.Server` when the module has one (exported, listen()ed on during import,
+   * a Fastify instance's `server`): the HTTP listener emits WebSocket handshakes on it as
+   * `'upgrade'` (req, socket, head), where `ws` and Socket.IO listen (dispatch/upgrade.ts).
+   */
+  readonly server?: Server;
   /** Present when the app holds resources of its own to release (Fastify `onClose` hooks). */
   close?(): Promise<void>;
 }

@@ -311,13 +311,14 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
 
 /**
  * A WebSocket handshake (RFC 6455 section 4.1: `Upgrade: websocket` with `Connection: Upgrade`).
- * No front end relays an upgrade over uwsgi (nginx's `uwsgi_pass` has no upgrade support) and
- * the HTTP listener does not hand upgrades to apps yet: answered by the container with 400 and
+ * No front end relays an upgrade over uwsgi (nginx's `uwsgi_pass` has no upgrade support): a
+ * handshake that reaches dispatch is answered by the container with 400 and
  * `Connection: close` instead of reaching an app that would answer it as a plain request and
- * leave the client waiting for a 101. Other upgrades (`h2c`) are ignored, as RFC 9110 allows:
- * the request is served over HTTP/1.1.
+ * leave the client waiting for a 101. On the HTTP listener handshakes never get here: they are
+ * routed to the app's own server as `'upgrade'` (upgrade.ts). Other upgrades (`h2c`) are
+ * ignored, as RFC 9110 allows: the request is served over HTTP/1.1.
  */
-function isWebSocketHandshake(req: IncomingMessage): boolean {
+export function isWebSocketHandshake(req: IncomingMessage): boolean {
   // Most requests carry no Upgrade: answered without building Node's lazy `req.headers`.
   if (rawHeaderCount(req.rawHeaders, 'upgrade') === 0) return false;
   const upgrade = req.headers.upgrade;
@@ -334,7 +335,7 @@ function refuseUpgrade(log: Logger, origin: RequestOrigin, url: string): void {
   upgradeWarned = true;
   log.warn(
     { protocol: origin.protocol, listener: origin.listener, url },
-    'websocket upgrade refused (400): upgrades are not relayed over uwsgi nor routed to apps; ' +
-      'serve WebSockets from a separate Node server behind nginx proxy_pass',
+    'websocket upgrade refused (400): uwsgi cannot carry an upgrade; send the WebSocket ' +
+      'location to an http listener with nginx proxy_pass (docs/deploy.md)',
   );
 }

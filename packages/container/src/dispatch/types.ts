@@ -4,6 +4,7 @@
  * once, here: protocol/ and app/ import it from this file, and it imports neither.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { ListenerProtocol } from '../config/types.ts';
 
 /**
@@ -48,3 +49,15 @@ export interface RequestOrigin {
  * The listener has built `req`/`res` and bound `res` to the connection.
  */
 export type Dispatch = (req: IncomingMessage, res: ServerResponse, origin: RequestOrigin) => void;
+
+/**
+ * Routes one WebSocket handshake the HTTP listener received as node:http's `'upgrade'` event to
+ * its app's own server (dispatch/upgrade.ts). `socket` has left node:http's parser; `head` is
+ * what the client sent after the request head.
+ */
+export type UpgradeDispatch = (
+  req: IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+  origin: RequestOrigin,
+) => void;

@@ -26,7 +26,7 @@ import { performance } from 'node:perf_hooks';
 import { boundResponseState } from '../bridge/response.ts';
 import type { LimitsConfig } from '../config/types.ts';
 import { respondOnBehalf } from '../dispatch/respond.ts';
-import type { Dispatch } from '../dispatch/types.ts';
+import type { Dispatch, UpgradeDispatch } from '../dispatch/types.ts';
 import {
   type AccessLog,
   accessRecord,
@@ -37,6 +37,7 @@ import {
 import { rawHeaderCount } from '../shared/raw-headers.ts';
 import { listenServer } from '../transport/listen.ts';
 import type { Listening, ListenOptions } from '../transport/types.ts';
+import { routeUpgrades, WebSocketAwareRequest } from './upgrade-request.ts';
 
 export interface HttpListenerContext {
   readonly limits: LimitsConfig;
@@ -51,6 +52,8 @@ export interface HttpListenerContext {
   readonly onConnection?: (socket: Socket) => boolean;
   /** Set when the container cuts off the connections left at the end of its stop. */
   readonly shutdown?: ShutdownState | undefined;
+  /** WebSocket handshakes go here, not to `dispatch` (which refuses them when this is absent). */
+  readonly upgrade?: UpgradeDispatch | undefined;
 }
 
 /** A bound HTTP listener. */
@@ -96,6 +99,7 @@ export async function listenHttp(
     // Checked in `onRequest` instead, so that the 400 is logged (node:http answers it before any
     // event; same test and answer: parserOnIncoming).
     requireHostHeader: false,
+    ...(ctx.upgrade === undefined ? {} : { IncomingMessage: WebSocketAwareRequest }),
   });
   server.maxHeadersCount = limits.maxVars;
   let draining = false;
@@ -245,6 +249,8 @@ export async function listenHttp(
     res.writeHead(417, ['Connection', 'close']);
     res.end();
   });
+  // WebSocket handshakes (only those: upgrade-request.ts) to their app's own server.
+  if (ctx.upgrade !== undefined) routeUpgrades(server, ctx.upgrade, () => listener);
   // CONNECT: closed without an answer, as node:http without this listener.
   server.on('connect', (req: IncomingMessage, socket: Socket) => {
     const peer = socket.remoteAddress;
