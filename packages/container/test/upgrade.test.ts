@@ -155,6 +155,24 @@ describe('http listener: WebSocket upgrades', () => {
     expect(await reply).toBe('open all along');
   });
 
+  it('at maxConnections an open WebSocket is never shed: the new connection is refused instead', async () => {
+    const { server } = echoServer();
+    served = await serve(server, { protocol: 'http', limits: { maxConnections: 1 } });
+    const s = served;
+    const ws = await open(`ws://127.0.0.1:${s.port}/`);
+    const refused = await exchange(
+      s.port,
+      Buffer.from('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'),
+    );
+    expect(refused.raw.length).toBe(0);
+    const stats = s.container.stats();
+    expect(stats.connectionsShed).toBe(0);
+    expect(stats.connectionsRejected).toBe(1);
+    const reply = nextMessage(ws);
+    ws.send('still open');
+    expect(await reply).toBe('still open');
+  });
+
   it('an app server with ws still serves h2c and other upgrades as normal requests, body included', async () => {
     const server = createServer((req, res) => {
       let body = '';
