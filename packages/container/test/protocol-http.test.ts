@@ -169,6 +169,31 @@ describe('http listener: same dispatch as uwsgi', () => {
     expect(calls).toBe(1);
   });
 
+  it('Expect: 100-continue to a path no mount serves is 404 without a 100', async () => {
+    let calls = 0;
+    const s = await start(
+      (_req, res) => {
+        calls++;
+        res.end('ok');
+      },
+      { mount: '/api' },
+    );
+    const missing = await raw(
+      s.port,
+      'POST /other HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n',
+    );
+    expect(missing.raw.toString('latin1')).toMatch(/^HTTP\/1\.1 404 /);
+    expect(missing.headers.connection).toBe('close');
+    const chunked = await raw(
+      s.port,
+      'POST /api/x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n',
+    );
+    expect(chunked.raw.toString('latin1')).toMatch(
+      /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /,
+    );
+    expect(calls).toBe(1);
+  });
+
   it('a WebSocket handshake is refused with 400 and Connection: close, never reaching the app; h2c is ignored', async () => {
     let calls = 0;
     const s = await start((_req, res) => {

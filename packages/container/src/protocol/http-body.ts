@@ -99,9 +99,12 @@ export class HttpBodies {
       this.#ctx.dispatch(req, res, origin);
       return;
     }
-    const watch = new BodyWatch(req, res, origin, 'waiting');
+    // `Expect: 100-continue`: the client sends no body byte before the 100, which dispatch
+    // writes: dispatched at once, and a framing error reaches the dispatched request.
+    const watch = new BodyWatch(req, res, origin, origin.expectContinue ? 'dispatched' : 'waiting');
     this.#watch(watch);
     this.#gateChunked(watch);
+    if (watch.state === 'dispatched') this.#ctx.dispatch(req, res, origin);
   }
 
   /**
@@ -150,7 +153,7 @@ export class HttpBodies {
           return true;
         }
       }
-      if (!watch.started) {
+      if (!watch.started && watch.state === 'waiting') {
         watch.started = true;
         // After the read that produced these bytes was parsed to its end: an error in it has
         // been answered ('clientError', socket destroyed) by then. Not a microtask: node:http

@@ -31,7 +31,7 @@ import { rawHeaderCount } from '../shared/raw-headers.ts';
 import { listenServer } from '../transport/listen.ts';
 import type { Listening, ListenOptions } from '../transport/types.ts';
 import { clientErrorAnswer, isRequestError } from './http-answers.ts';
-import { declaredOverLimit, HttpBodies } from './http-body.ts';
+import { HttpBodies } from './http-body.ts';
 import { trackQueuedResponse } from './http-pipeline.ts';
 
 export interface HttpListenerContext {
@@ -216,16 +216,26 @@ export async function listenHttp(
     res.end();
     return true;
   };
-  /** The head checks, then the body limit, then dispatch; `invite` writes `100 Continue`. */
+  /** The head checks, then the body limit, then dispatch; `invite`: `Expect: 100-continue`. */
   const handle = (req: IncomingMessage, res: ServerResponse, invite: boolean): void => {
     trackQueuedResponse(req.socket, res);
     res.strictContentLength = true;
     if (draining) res.shouldKeepAlive = false;
     if (refusedHead(req, res) || refusedWithoutHost(req, res)) return;
-    // 100 only for a request that passed the head checks and whose body fits: a body that
-    // would be refused is never invited (withinBodyLimit answers 413 below).
-    if (invite && !declaredOverLimit(req, limits.maxBodySize)) res.writeContinue();
-    bodies.take(req, res, { protocol: 'http', listener, remoteAddress: req.socket.remoteAddress });
+    // 100 only for a request that passed the head checks, whose body fits (else 413 from
+    // `take`) and that reaches an app (dispatch writes it right before the call).
+    bodies.take(
+      req,
+      res,
+      invite
+        ? {
+            protocol: 'http',
+            listener,
+            remoteAddress: req.socket.remoteAddress,
+            expectContinue: true,
+          }
+        : { protocol: 'http', listener, remoteAddress: req.socket.remoteAddress },
+    );
   };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => handle(req, res, false));
   // `Expect: 100-continue`: what node:http does without this listener (parserOnIncoming), with
