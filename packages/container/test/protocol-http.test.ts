@@ -411,4 +411,29 @@ describe('http listener: same dispatch as uwsgi', () => {
     expect(Buffer.concat(chunks).toString('latin1')).toMatch(/^HTTP\/1\.1 400 /);
     await waitForRecord(s.records, () => aborted === 1);
   });
+
+  it('a dispatched chunked body that grows past maxBodySize in a later read: 413, dispatch logs it', async () => {
+    let dataSeen!: () => void;
+    const firstData = new Promise<void>((resolve) => {
+      dataSeen = resolve;
+    });
+    const s = await start(
+      (req) => {
+        req.once('data', () => dataSeen());
+      },
+      { limits: { maxBodySize: 10 } },
+    );
+    const socket = connect({ host: '127.0.0.1', port: s.port });
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write('POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n');
+    await firstData;
+    socket.write('6\r\n678901\r\n0\r\n\r\n');
+    await closed;
+    expect(Buffer.concat(chunks).toString('latin1')).toMatch(/^HTTP\/1\.1 413 /);
+    const rec = await waitForRecord(s.records, (r) => r.msg === 'request');
+    expect(rec).toMatchObject({ status: 413, mount: '/' });
+  });
 });

@@ -2,9 +2,12 @@
  * The plain HTTP listener: node:http (llhttp) parses, the shared dispatcher routes. Options are
  * set so that nothing weakens the parser or lets a slow client hold a socket forever
  * (RELIABILITY.md 1.2 and invariant 7): never `insecureHTTPParser`; `headersTimeout` from
- * `headerTimeoutMs`, `requestTimeout` from head + body deadlines (408), checked every second
- * instead of Node's default 30 s; `maxHeadersCount` from `maxVars`; `strictContentLength` on
- * every response; `maxBodySize` answered with 413 like the uwsgi listener.
+ * `headerTimeoutMs`, `requestTimeout` from head + body deadlines (408; a backstop), checked
+ * every second instead of Node's default 30 s; `maxHeadersCount` from `maxVars`;
+ * `strictContentLength` on every response. Bodies (http-body.ts): `maxBodySize` answered with
+ * 413 like the uwsgi listener, the body deadline from the end of the head (408), chunked
+ * requests dispatched once their first body bytes parsed. Pipelined responses queued behind
+ * others are closed when their client leaves (http-pipeline.ts).
  *
  * Access log: dispatched requests are logged by dispatch. The answers given without dispatch get
  * one record each here: a connection refused at accept (`maxConnections`), 413 for a declared
