@@ -141,6 +141,7 @@ export function createDispatch(options: DispatchOptions): Dispatch {
           ? { vars, scriptName, pathInfo }
           : { vars, scheme, scriptName, pathInfo };
 
+    if (origin.expectContinue === true) res.writeContinue();
     shared.deadlines?.add(state, state.started);
     let result: unknown;
     try {

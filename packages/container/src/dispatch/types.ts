@@ -39,6 +39,12 @@ export interface RequestOrigin {
   readonly listener: string;
   /** The client as the front end reported it (REMOTE_ADDR) or the TCP peer on HTTP. */
   readonly remoteAddress: string | undefined;
+  /**
+   * HTTP only: the request carries `Expect: 100-continue` and its declared body fits. Dispatch
+   * writes `100 Continue` only when it is about to call an app: a 404 (no mount), 503 or 400
+   * is the final answer without a 100, and the client does not send the body.
+   */
+  readonly expectContinue?: boolean;
   /** uwsgi only: the packet's vars and the scheme derived from them. */
   readonly vars?: ReadonlyArray<readonly [string, string]>;
   readonly scheme?: string;

@@ -2,9 +2,12 @@
  * The plain HTTP listener: node:http (llhttp) parses, the shared dispatcher routes. Options are
  * set so that nothing weakens the parser or lets a slow client hold a socket forever
  * (RELIABILITY.md 1.2 and invariant 7): never `insecureHTTPParser`; `headersTimeout` from
- * `headerTimeoutMs`, `requestTimeout` from head + body deadlines (408), checked every second
- * instead of Node's default 30 s; `maxHeadersCount` from `maxVars`; `strictContentLength` on
- * every response; `maxBodySize` answered with 413 like the uwsgi listener.
+ * `headerTimeoutMs`, `requestTimeout` from head + body deadlines (408; a backstop), checked
+ * every second instead of Node's default 30 s; `maxHeadersCount` from `maxVars`;
+ * `strictContentLength` on every response. Bodies (http-body.ts): `maxBodySize` answered with
+ * 413 like the uwsgi listener, the body deadline from the end of the head (408), chunked
+ * requests dispatched once their first body bytes parsed. Pipelined responses queued behind
+ * others are closed when their client leaves (http-pipeline.ts).
  *
  * Access log: dispatched requests are logged by dispatch. The answers given without dispatch get
  * one record each here: a connection refused at accept (`maxConnections`), 413 for a declared
@@ -14,18 +17,11 @@
  * `requireHostHeader`), doing what node:http does without them (lib/_http_server.js, Node 20)
  * and writing the record.
  */
-import {
-  createServer,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-  STATUS_CODES,
-} from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { boundResponseState } from '../bridge/response.ts';
 import type { LimitsConfig } from '../config/types.ts';
-import { respondOnBehalf } from '../dispatch/respond.ts';
 import type { Dispatch, UpgradeDispatch } from '../dispatch/types.ts';
 import {
   type AccessLog,
@@ -37,6 +33,9 @@ import {
 import { rawHeaderCount } from '../shared/raw-headers.ts';
 import { listenServer } from '../transport/listen.ts';
 import type { Listening, ListenOptions } from '../transport/types.ts';
+import { clientErrorAnswer, isRequestError } from './http-answers.ts';
+import { HttpBodies } from './http-body.ts';
+import { trackQueuedResponse } from './http-pipeline.ts';
 import { routeUpgrades, WebSocketAwareRequest } from './upgrade-request.ts';
 
 export interface HttpListenerContext {
@@ -147,6 +146,7 @@ export async function listenHttp(
       );
     });
   };
+  const bodies = new HttpBodies({ limits, log, dispatch: ctx.dispatch, logAnswer });
   /**
    * A record for a connection with no request object: refused, CONNECT, or what node:http
    * answers to a client error. durationUs 0: node:http does not say when such a request began.
@@ -201,7 +201,8 @@ export async function listenHttp(
   };
   /**
    * A request line or head that RFC 9112 does not allow but llhttp passes: HTTP/0.9 (no version)
-   * 400, a major version other than 1 505, two Host headers 400 (section 3.2). Answered with
+   * 400, a major version other than 1 505, two Host headers 400 (section 3.2), Transfer-Encoding
+   * in HTTP/1.0 400 (faulty framing, section 6.1; llhttp decodes it as chunked). Answered with
    * `Connection: close`, never dispatched. True when answered.
    */
   const refusedHead = (req: IncomingMessage, res: ServerResponse): boolean => {
@@ -210,7 +211,8 @@ export async function listenHttp(
         ? req.httpVersionMajor > 1
           ? 505
           : 400
-        : rawHeaderCount(req.rawHeaders, 'host') > 1
+        : rawHeaderCount(req.rawHeaders, 'host') > 1 ||
+            (req.httpVersionMinor === 0 && rawHeaderCount(req.rawHeaders, 'transfer-encoding') > 0)
           ? 400
           : 0;
     if (status === 0) return false;
@@ -221,20 +223,26 @@ export async function listenHttp(
     res.end();
     return true;
   };
-  /** The head checks, then the body limit, then dispatch; `invite` writes `100 Continue`. */
+  /** The head checks, then the body limit, then dispatch; `invite`: `Expect: 100-continue`. */
   const handle = (req: IncomingMessage, res: ServerResponse, invite: boolean): void => {
+    trackQueuedResponse(req.socket, res);
     res.strictContentLength = true;
     if (draining) res.shouldKeepAlive = false;
     if (refusedHead(req, res) || refusedWithoutHost(req, res)) return;
-    // 100 only for a request that passed the head checks and whose body fits: a body that
-    // would be refused is never invited (withinBodyLimit answers 413 below).
-    if (invite && !declaredOverLimit(req, limits.maxBodySize)) res.writeContinue();
-    if (!withinBodyLimit(req, res, limits.maxBodySize, log, logAnswer)) return;
-    ctx.dispatch(req, res, {
-      protocol: 'http',
-      listener,
-      remoteAddress: req.socket.remoteAddress,
-    });
+    // 100 only for a request that passed the head checks, whose body fits (else 413 from
+    // `take`) and that reaches an app (dispatch writes it right before the call).
+    bodies.take(
+      req,
+      res,
+      invite
+        ? {
+            protocol: 'http',
+            listener,
+            remoteAddress: req.socket.remoteAddress,
+            expectContinue: true,
+          }
+        : { protocol: 'http', listener, remoteAddress: req.socket.remoteAddress },
+    );
   };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => handle(req, res, false));
   // `Expect: 100-continue`: what node:http does without this listener (parserOnIncoming), with
@@ -243,6 +251,7 @@ export async function listenHttp(
   // Any other expectation: 417, as node:http without this listener, and the connection closes
   // (the client may already be sending the body it announced).
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    trackQueuedResponse(req.socket, res);
     if (refusedHead(req, res) || refusedWithoutHost(req, res)) return;
     logAnswer(req, res);
     res.shouldKeepAlive = false;
@@ -273,7 +282,9 @@ export async function listenHttp(
     socket.destroy(err);
     // A dispatched request in flight is logged by dispatch; a socket error (ECONNRESET) outside
     // a request is no request.
-    if (pending === 'none' && (status !== 0 || isRequestError(err.code))) {
+    // A chunked request held back from dispatch (http-body.ts) is logged here too.
+    const undispatched = pending === 'head-pending' && bodies.waitingOn(socket);
+    if ((pending === 'none' || undispatched) && (status !== 0 || isRequestError(err.code))) {
       logWithoutRequest(null, null, status, bytes, peer, status === 0 ? 'protocol' : null);
     }
   });
@@ -312,83 +323,6 @@ export async function listenHttp(
     },
   };
 }
-
-/**
- * 413 for a declared Content-Length over the limit (before the body is read), and for a
- * chunked body once it grows past the limit: from then on the body is withheld from the app
- * entirely (not even its end), so a truncated upload is never mistaken for a complete one.
- */
-function withinBodyLimit(
-  req: IncomingMessage,
-  res: ServerResponse,
-  maxBodySize: number,
-  log: Logger,
-  logAnswer: (req: IncomingMessage, res: ServerResponse) => void,
-): boolean {
-  if (declaredOverLimit(req, maxBodySize)) {
-    const declared = req.headers['content-length'];
-    log.info(
-      { status: 413, url: req.url, contentLength: Number(declared) },
-      'http request refused',
-    );
-    // Never dispatched: logged here. (A chunked body over the limit, below, is answered while
-    // dispatched, and dispatch logs it.)
-    logAnswer(req, res);
-    respondOnBehalf(res, 413);
-    return false;
-  }
-  if (req.headers['transfer-encoding'] === undefined) return true;
-  let seen = 0;
-  let over = false;
-  // llhttp's body callback (_http_common.js parserOnBody) calls `stream.push(chunk)` on the
-  // request instance, so an own `push` sees every body byte before the app does.
-  const push = req.push;
-  req.push = function limitedPush(chunk: unknown, encoding?: BufferEncoding): boolean {
-    if (over) return true;
-    if (chunk !== null && chunk !== undefined) {
-      seen += (chunk as Uint8Array | string).length;
-      if (seen > maxBodySize) {
-        over = true;
-        log.info({ status: 413, url: req.url, bytes: seen }, 'http request refused');
-        respondOnBehalf(res, 413);
-        return true;
-      }
-    }
-    return push.call(this, chunk, encoding);
-  };
-  return true;
-}
-
-/** A declared Content-Length over `maxBodySize` (413 before the body is read). */
-function declaredOverLimit(req: IncomingMessage, maxBodySize: number): boolean {
-  const declared = req.headers['content-length'];
-  return declared !== undefined && Number(declared) > maxBodySize;
-}
-
-/** node:http's own answers to a client error (lib/_http_server.js socketOnError, Node 20). */
-function clientErrorAnswer(code: string | undefined): { status: number; bytes: Buffer } {
-  const status =
-    code === 'HPE_HEADER_OVERFLOW'
-      ? 431
-      : code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'
-        ? 413
-        : code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? 408
-          : 400;
-  return {
-    status,
-    bytes: Buffer.from(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`,
-      'ascii',
-    ),
-  };
-}
-
-/** A parse error (llhttp's `HPE_*`) or a missed head/request deadline: a request was coming. */
-function isRequestError(code: string | undefined): boolean {
-  return code !== undefined && (code.startsWith('HPE_') || code === 'ERR_HTTP_REQUEST_TIMEOUT');
-}
-
 /**
  * An HTTP connection as the container tracks it. `idle`: no request of it is being handled:
  * it waits for its first request head (or the rest of one), or is an idle keep-alive
