@@ -290,8 +290,6 @@ describe(`access records for refused connections (transport ${TRANSPORT ?? 'defa
       ),
     ]);
     // Every other record is a served request (the holder's too: its 200 head went out).
-    expect(
-      container.logs.filter((r) => isAccess(r) && r.status !== 200),
-    ).toEqual(refused);
+    expect(container.logs.filter((r) => isAccess(r) && r.status !== 200)).toEqual(refused);
   });
 });
