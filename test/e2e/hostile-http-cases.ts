@@ -261,18 +261,17 @@ export const cases: HttpCase[] = [
     payload: `GET /app/canary HTTP/2.0\r\n${H}\r\n`,
     expect: [505],
   },
-  // Not refused (packages/container/README.md: the check would cost every request): llhttp
-  // skips the extra spaces, as nginx does, and the request is served as the well-formed one.
+  // RFC 9112 section 3 grammar (`strictRequestLine`, default true); llhttp alone skips them.
   {
     id: 'I12',
-    name: 'double space after the method: served as with one',
+    name: 'double space after the method',
     payload: ok().replace('GET ', 'GET  '),
-    expect: [200],
+    expect: [400],
   },
   {
     id: 'I12',
-    name: 'double space after the target: served as with one',
+    name: 'double space after the target',
     payload: ok().replace(' HTTP/', '  HTTP/'),
-    expect: [200],
+    expect: [400],
   },
 ];

@@ -298,6 +298,7 @@ class ContainerImpl implements Container {
           onConnection: (socket) => this.#acceptHttp(socket),
           shutdown: this.#shutdown,
           upgrade: upgrades.dispatch,
+          strictRequestLine: config.strictRequestLine,
         });
         this.#bound.push(bound);
         this.#http.push(bound);

@@ -56,7 +56,7 @@ describe('config schema', () => {
     const withDefaults = walk(schema, '').filter(
       ([, node]) => node.default !== undefined && node.type !== 'object',
     );
-    expect(withDefaults.length).toBe(29);
+    expect(withDefaults.length).toBe(30);
     for (const [path, node] of withDefaults) {
       const key = path.slice(path.lastIndexOf('.') + 1);
       // The TSDoc block right before `readonly key`.

@@ -74,6 +74,7 @@ describe('valid configs', () => {
       log: { access: true, format: 'auto', level: 'info' },
       transport: 'auto',
       strictVars: false,
+      strictRequestLine: true,
       shutdownTimeoutMs: 30000,
       workers: 1,
       readyTimeoutMs: 30000,
@@ -131,6 +132,7 @@ describe('valid configs', () => {
       file: join(fixtures, 'logs/app.log'),
     });
     expect(config.transport).toBe('net');
+    expect(config.strictRequestLine).toBe(false);
     expect(config.shutdownTimeoutMs).toBe(5000);
     expect(config.workers).toBe('auto');
     expect(config.readyTimeoutMs).toBe(10000);

@@ -138,6 +138,50 @@ describe('http listener: same dispatch as uwsgi', () => {
     expect(calls).toBe(1);
   });
 
+  it('a doubled space in the request line is 400 before the app (strictRequestLine), served when it is off', async () => {
+    let calls = 0;
+    const handler: NodeHandler = (req, res) => {
+      calls++;
+      res.end(req.url);
+    };
+    const doubled = [
+      'GET  /a HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+      'GET /a  HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+      'GET   /a   HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+    ];
+    const s = await start(handler);
+    for (const text of doubled) {
+      const r = await raw(s.port, text);
+      expect(r.status, text).toBe(400);
+      expect(r.headers.connection, text).toBe('close');
+    }
+    expect(calls).toBe(0);
+    // Spaces inside a header value are no request line.
+    const ok = await raw(
+      s.port,
+      'GET /a HTTP/1.1\r\nHost: a\r\nX-Note: two  spaces\r\nConnection: close\r\n\r\n',
+    );
+    expect(ok.status).toBe(200);
+    expect(calls).toBe(1);
+    // Pipelined in one read: the first (well-formed) is served, the second refused.
+    const both = await raw(
+      s.port,
+      'GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET  /second HTTP/1.1\r\nHost: a\r\n\r\n',
+    );
+    const text = both.raw.toString('latin1');
+    expect(text).toMatch(/^HTTP\/1\.1 200 [^]*\/first[^]*HTTP\/1\.1 400 /);
+    expect(calls).toBe(2);
+    await served?.close();
+    served = undefined;
+    const lenient = await start(handler, { strictRequestLine: false });
+    for (const text of doubled) {
+      const r = await raw(lenient.port, text);
+      expect(r.status, text).toBe(200);
+      expect(r.body.toString(), text).toBe('/a');
+    }
+    expect(calls).toBe(5);
+  });
+
   it('Expect: an unknown expectation is 417 with Connection: close; 100 only for a body that fits', async () => {
     let calls = 0;
     const s = await start(

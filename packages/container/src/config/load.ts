@@ -143,6 +143,7 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Con
     transport: raw.transport,
     ...(raw.health === undefined ? {} : { health: raw.health }),
     strictVars: raw.strictVars,
+    strictRequestLine: raw.strictRequestLine,
     shutdownTimeoutMs: raw.shutdownTimeoutMs,
     workers: raw.workers,
     readyTimeoutMs: raw.readyTimeoutMs,

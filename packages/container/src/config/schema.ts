@@ -342,6 +342,13 @@ export const configSchema = {
       type: 'boolean',
       default: false,
     },
+    strictRequestLine: {
+      title: 'Refuse a request line with doubled spaces',
+      description:
+        'HTTP listeners answer 400 to a request line with more than one space between its parts (GET  / HTTP/1.1), as the RFC 9112 grammar has it. false serves it as the same request with single spaces, as nginx does and RFC 9112 section 3 lets a recipient, and saves a copy of each read the check needs.',
+      type: 'boolean',
+      default: true,
+    },
     shutdownTimeoutMs: {
       title: 'Shutdown grace (ms)',
       description:

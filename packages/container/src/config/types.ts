@@ -104,6 +104,11 @@ export interface ContainerConfig {
    * `GET` / `/` as uWSGI does (with one warning per listener). Default false.
    */
   readonly strictVars: boolean;
+  /**
+   * HTTP listeners refuse (400) a request line with more than one space between its parts;
+   * false serves it as nginx does (RFC 9112 section 3 allows either). Default true.
+   */
+  readonly strictRequestLine: boolean;
   /** Grace period for in-flight requests on stop, ms; default 30000 (uWSGI `reload-mercy`). */
   readonly shutdownTimeoutMs: number;
   /** Worker processes, or `auto` (available parallelism). Default 1. */

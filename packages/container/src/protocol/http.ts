@@ -36,6 +36,7 @@ import type { Listening, ListenOptions } from '../transport/types.ts';
 import { clientErrorAnswer, isRequestError } from './http-answers.ts';
 import { HttpBodies } from './http-body.ts';
 import { trackQueuedResponse } from './http-pipeline.ts';
+import { doubledSpaceInRequestLine } from './http-request-line.ts';
 import { routeUpgrades, WebSocketAwareRequest } from './upgrade-request.ts';
 
 export interface HttpListenerContext {
@@ -53,6 +54,8 @@ export interface HttpListenerContext {
   readonly shutdown?: ShutdownState | undefined;
   /** WebSocket handshakes go here, not to `dispatch` (which refuses them when this is absent). */
   readonly upgrade?: UpgradeDispatch | undefined;
+  /** Config `strictRequestLine` (default true): 400 for doubled spaces in the request line. */
+  readonly strictRequestLine?: boolean | undefined;
 }
 
 /** A bound HTTP listener. */
@@ -202,9 +205,12 @@ export async function listenHttp(
   /**
    * A request line or head that RFC 9112 does not allow but llhttp passes: HTTP/0.9 (no version)
    * 400, a major version other than 1 505, two Host headers 400 (section 3.2), Transfer-Encoding
-   * in HTTP/1.0 400 (faulty framing, section 6.1; llhttp decodes it as chunked). Answered with
+   * in HTTP/1.0 400 (faulty framing, section 6.1; llhttp decodes it as chunked), a doubled space
+   * in the request line 400 (section 3; http-request-line.ts; unless `strictRequestLine` is
+   * false). Answered with
    * `Connection: close`, never dispatched. True when answered.
    */
+  const strictRequestLine = ctx.strictRequestLine !== false;
   const refusedHead = (req: IncomingMessage, res: ServerResponse): boolean => {
     const status =
       req.httpVersionMajor !== 1
@@ -212,7 +218,9 @@ export async function listenHttp(
           ? 505
           : 400
         : rawHeaderCount(req.rawHeaders, 'host') > 1 ||
-            (req.httpVersionMinor === 0 && rawHeaderCount(req.rawHeaders, 'transfer-encoding') > 0)
+            (req.httpVersionMinor === 0 &&
+              rawHeaderCount(req.rawHeaders, 'transfer-encoding') > 0) ||
+            (strictRequestLine && doubledSpaceInRequestLine(req))
           ? 400
           : 0;
     if (status === 0) return false;
