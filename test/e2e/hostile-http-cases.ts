@@ -36,6 +36,7 @@ export interface HttpCase {
 }
 
 export const H = 'Host: a\r\n';
+const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 export const CLOSE = 'Connection: close\r\n';
 const POST = `POST /app/echo HTTP/1.1\r\n${H}`;
 const CHUNKED = `${POST}Transfer-Encoding: chunked\r\n`;
@@ -128,10 +129,12 @@ export const cases: HttpCase[] = [
   },
   {
     id: 'H07',
-    name: `${MAX_VARS * 2} headers over maxVars ${MAX_VARS}: the excess dropped`,
+    name: `${MAX_VARS * 2} headers over maxVars ${MAX_VARS}: the excess dropped (Node 20), 431 (Node 24)`,
     payload: ok(Array.from({ length: MAX_VARS * 2 }, (_, i) => `X-${i}: v\r\n`).join('')),
-    expect: [200],
+    // node:http on Node 20 drops the headers over maxHeadersCount; on Node 24 it answers 431.
+    expect: NODE_MAJOR >= 24 ? [431] : [200],
     check: (body) => {
+      if (NODE_MAJOR >= 24) return;
       const echo = JSON.parse(body.toString()) as { rawHeaders: string[] };
       // node:http stops keeping headers once maxHeadersCount is reached, checked per batch of
       // 32 that llhttp flushes (_http_common.js parserOnHeaders): the bound is that coarse.

@@ -94,9 +94,12 @@ describe(`supervisor: operations (transport ${TRANSPORT ?? 'default'})`, () => {
     for (const w of workers) suite.procs.record(w);
     expect(liveChildren(pid)).toEqual(workers);
     expect(master.logs).toEqual([]);
-    // Master and both workers write to the file.
-    const writers = new Set(fileRecords(log).map((r) => r['pid']));
-    for (const p of [pid, ...workers]) expect(writers).toContain(p);
+    // Master and both workers write to the file (a worker's batched records may land a moment
+    // after the master's ready record).
+    const writers = () => new Set(fileRecords(log).map((r) => r['pid']));
+    await expect
+      .poll(() => [pid, ...workers].every((p) => writers().has(p)), { timeout: 5000, interval: 20 })
+      .toBe(true);
 
     const sock = { path: join(dir, 'app.sock') };
     const env = await uwsgiGet(sock, '/env?name=GREETING');
