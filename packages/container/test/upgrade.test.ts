@@ -209,6 +209,20 @@ describe('http listener: WebSocket upgrades', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
   });
 
+  it('an upgrade listener that ends the socket with a callback (a refusal after async auth) closes it, nothing else', async () => {
+    const server = createServer((_req, res) => res.end('plain'));
+    server.on('upgrade', (_req: IncomingMessage, socket: import('node:net').Socket) => {
+      setImmediate(() => socket.end(() => undefined));
+    });
+    served = await serve(server, { protocol: 'http' });
+    const s = served;
+    const refused = await raw(s.port, `GET / HTTP/1.1\r\nHost: a\r\n${HANDSHAKE}`);
+    expect(refused.raw.length).toBe(0);
+    const ok = await raw(s.port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    expect(ok.status).toBe(200);
+    await expect.poll(() => s.container.stats().connections).toBe(0);
+  });
+
   it('an abrupt client disconnect is logged once and releases the connection', async () => {
     const { server, wss } = echoServer();
     served = await serve(server, { protocol: 'http' });

@@ -207,7 +207,8 @@ class Upgrade {
       return this.write(...args);
     } as Socket['write'];
     socket.end = function end(this: Socket, ...args: EndArgs): Socket {
-      if (typeof args[0] !== 'function') sniff(args[0]);
+      // Always through sniff (it removes both overrides): `end(callback)` writes nothing.
+      sniff(typeof args[0] === 'function' ? undefined : args[0]);
       return this.end(...args);
     } as Socket['end'];
     const timeoutMs = this.#shared.timeoutMs;
