@@ -1,6 +1,8 @@
+import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { Admission, type TrackedConnection } from '../src/admission/admission.ts';
 import { openFdCount, openFileLimit } from '../src/admission/fds.ts';
+import { HttpConnection } from '../src/protocol/http.ts';
 import { Stats } from '../src/shared/stats.ts';
 import { memoryLogger } from './fixtures/apps/harness.ts';
 
@@ -125,19 +127,51 @@ describe('admission', () => {
     expect(admission.limit()).toEqual({ limit: 150, by: 'openFiles' });
     appFds = 20;
     let admitted = 0;
+    // The oldest is idle: shed, but one idle connection is not room enough for 11 too many.
     while (admission.admit()) {
-      admission.add(new Conn(`c${admitted}`, false));
+      admission.add(new Conn(`c${admitted}`, admitted === 0));
       admitted++;
     }
     // Recounted once within the reserve (at 140 open): 40 + 20 others.
     expect(admitted).toBe(140);
     expect(admission.limit()).toEqual({ limit: 130, by: 'openFiles' });
     expect(stats.connectionsRejected).toBe(1);
+    expect(stats.connectionsShed).toBe(1);
+    // The warning counts the shed one too.
     expect(records.find((r) => r.msg === 'connection limit reached')).toMatchObject({
       limitBy: 'openFiles',
       openFilesLimit: 200,
+      shed: 1,
       refused: 1,
     });
+  });
+
+  it('recounts the fds near the fd limit while maxConnections sets the limit', () => {
+    let appFds = 0;
+    const stats = new Stats([]);
+    const { log } = memoryLogger();
+    let accepting = 0;
+    const admission = new Admission({
+      maxConnections: 150,
+      reservedFds: 10,
+      stats,
+      log,
+      fdLimit: 200,
+      countFds: () => 40 + appFds + stats.connections + accepting,
+    });
+    admission.measure();
+    accepting = 1;
+    expect(admission.limit()).toEqual({ limit: 150, by: 'maxConnections' });
+    // The app opens 30 files: the fd limit now leaves 120, below maxConnections.
+    appFds = 30;
+    let admitted = 0;
+    while (admission.admit()) {
+      admission.add(new Conn(`c${admitted}`, false));
+      admitted++;
+    }
+    // Recounted once within twice the reserve of the fd limit (at 140 open).
+    expect(admitted).toBe(140);
+    expect(admission.limit()).toEqual({ limit: 120, by: 'openFiles' });
   });
 
   it('warns once per interval; close() logs the counts since the last warning', () => {
@@ -151,6 +185,22 @@ describe('admission', () => {
     admission.close();
     expect(warnings()).toHaveLength(2);
     expect(warnings()[1]).toMatchObject({ shed: 2, refused: 1, shedTotal: 3, refusedTotal: 1 });
+  });
+});
+
+describe('HttpConnection.idle', () => {
+  it('is idle between requests, busy with a response, and never once destroyed or upgraded', () => {
+    const socket = { destroyed: false, parser: {}, _httpMessage: null as unknown };
+    const conn = new HttpConnection(socket as unknown as Socket);
+    expect(conn.idle).toBe(true);
+    socket._httpMessage = {};
+    expect(conn.idle).toBe(false);
+    socket._httpMessage = null;
+    socket.destroyed = true;
+    expect(conn.idle).toBe(false);
+    socket.destroyed = false;
+    (socket as { parser: unknown }).parser = null;
+    expect(conn.idle).toBe(false);
   });
 });
 

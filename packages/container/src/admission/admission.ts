@@ -104,17 +104,17 @@ export class Admission {
     const stats = this.#options.stats;
     const live = this.#live();
     let { limit, by } = this.limit();
-    // Within the reserve of an fd-bound limit, the fds the app opened since the last count
-    // matter: recounted (at most once per REMEASURE_MS).
-    if (by === 'openFiles' && live + this.#options.reservedFds >= limit && this.#remeasure(live)) {
-      ({ limit, by } = this.limit());
-    }
+    // Near the fd limit (within twice the reserve, whatever sets the limit now), the fds the
+    // app opened since the last count matter: recounted, at most once per REMEASURE_MS.
+    const nearFds = live + this.#otherFds + 2 * this.#options.reservedFds >= this.#fdLimit;
+    if (nearFds && this.#remeasure(live)) ({ limit, by } = this.limit());
     if (live >= limit) {
       const needed = live - limit + 1;
       const shed = this.#shed(needed - 1 + batchFor(limit));
       if (shed < needed) {
+        // The idle ones found are closed all the same (they make room for the next accepts).
         stats.connectionsRejected++;
-        this.#note(0, 1, live - shed, limit, by);
+        this.#note(shed, 1, live - shed, limit, by);
         return false;
       }
       this.#note(shed, 0, live, limit, by);

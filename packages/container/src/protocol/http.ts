@@ -350,7 +350,8 @@ export class HttpConnection {
   }
   get idle(): boolean {
     const s = this.socket as Socket & { _httpMessage?: unknown; parser?: unknown };
-    return s.parser != null && s._httpMessage == null;
+    // A socket already destroyed (a deadline, a parse error) is closing: no room to win.
+    return !s.destroyed && s.parser != null && s._httpMessage == null;
   }
   destroy(): void {
     this.socket.destroy();

@@ -275,6 +275,8 @@ class UwsgiExchange
   }
 
   get idle(): boolean {
+    // A socket already destroyed (a deadline, a framing error) is closing: no room to win.
+    if (this.#conn.socket.destroyed) return false;
     return this.#phase === 'head' || (this.#phase === 'done' && this.#responded);
   }
 
