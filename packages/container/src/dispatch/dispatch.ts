@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { NodeHandler } from '../app/types.ts';
 import type { LimitsConfig } from '../config/types.ts';
-import type { RouteMatch, Router } from '../router/mounts.ts';
+import { mountRelativeUrl, type RouteMatch, type Router } from '../router/mounts.ts';
 import { type DeadlineEntry, DeadlineQueue } from '../shared/deadlines.ts';
 import {
   type AccessLog,
@@ -127,7 +127,7 @@ export function createDispatch(options: DispatchOptions): Dispatch {
     const request = req as ContainerRequest;
     request.originalUrl = originalUrl;
     request.baseUrl = match.scriptName;
-    request.url = (match.pathInfo === '' ? '/' : match.pathInfo) + match.search;
+    request.url = mountRelativeUrl(match);
     // Literal shapes rather than conditional spreads: a spread builds the object key by key
     // (it was 6% of a request's CPU); absent facts stay absent, not `undefined`.
     const { scriptName, pathInfo } = match;

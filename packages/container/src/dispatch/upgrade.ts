@@ -25,7 +25,7 @@ import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { LimitsConfig } from '../config/types.ts';
-import type { RouteMatch, Router } from '../router/mounts.ts';
+import { mountRelativeUrl, type RouteMatch, type Router } from '../router/mounts.ts';
 import {
   type AccessLog,
   accessLog,
@@ -55,8 +55,6 @@ export interface UpgradeOptions {
 export interface Upgrades {
   /** The HTTP listener's `'upgrade'` handler. */
   readonly dispatch: UpgradeDispatch;
-  /** Open WebSockets: answered 101, socket not closed yet. */
-  readonly open: number;
   /**
    * Closes every open WebSocket with code 1001 (the end of a stop). Returns the sockets it is
    * closing: the caller leaves them to close on their own (destroyed within
@@ -119,16 +117,13 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
     const request = req as ContainerRequest;
     request.originalUrl = originalUrl;
     request.baseUrl = match.scriptName;
-    request.url = (match.pathInfo === '' ? '/' : match.pathInfo) + match.search;
+    request.url = mountRelativeUrl(match);
     request.uwsgi = { scriptName: match.scriptName, pathInfo: match.pathInfo };
     up.handOver(server as Server, head);
   };
 
   return {
     dispatch,
-    get open() {
-      return shared.open.size;
-    },
     goingAway() {
       const closing = new Set(shared.open);
       for (const socket of closing) {

@@ -207,8 +207,7 @@ export async function listenHttp(
    * 400, a major version other than 1 505, two Host headers 400 (section 3.2), Transfer-Encoding
    * in HTTP/1.0 400 (faulty framing, section 6.1; llhttp decodes it as chunked), a doubled space
    * in the request line 400 (section 3; http-request-line.ts; unless `strictRequestLine` is
-   * false). Answered with
-   * `Connection: close`, never dispatched. True when answered.
+   * false). Answered with `Connection: close`, never dispatched. True when answered.
    */
   const strictRequestLine = ctx.strictRequestLine !== false;
   const refusedHead = (req: IncomingMessage, res: ServerResponse): boolean => {
@@ -239,18 +238,12 @@ export async function listenHttp(
     if (refusedHead(req, res) || refusedWithoutHost(req, res)) return;
     // 100 only for a request that passed the head checks, whose body fits (else 413 from
     // `take`) and that reaches an app (dispatch writes it right before the call).
-    bodies.take(
-      req,
-      res,
-      invite
-        ? {
-            protocol: 'http',
-            listener,
-            remoteAddress: req.socket.remoteAddress,
-            expectContinue: true,
-          }
-        : { protocol: 'http', listener, remoteAddress: req.socket.remoteAddress },
-    );
+    bodies.take(req, res, {
+      protocol: 'http',
+      listener,
+      remoteAddress: req.socket.remoteAddress,
+      expectContinue: invite,
+    });
   };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => handle(req, res, false));
   // `Expect: 100-continue`: what node:http does without this listener (parserOnIncoming), with

@@ -9,6 +9,7 @@ import {
   createRouter,
   decodedView,
   isSegmentPrefix,
+  mountRelativeUrl,
   normalizeMountPath,
   normalizeRequestPath,
   type RouteMatch,
@@ -85,7 +86,7 @@ export function explainRoute(mounts: readonly MountConfig[], target: string): Ro
       ? undefined
       : {
           ...matched,
-          url: (matched.pathInfo === '' ? '/' : matched.pathInfo) + matched.search,
+          url: mountRelativeUrl(matched),
           baseUrl: matched.scriptName,
           originalUrl: target,
         };

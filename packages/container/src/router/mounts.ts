@@ -36,11 +36,19 @@ export interface RouteMatch {
   readonly scriptName: string;
   /**
    * The rest of the normalised path (PATH_INFO), `''` when the request named the mount exactly
-   * (`/api`); the dispatcher turns `''` into `req.url === '/'`.
+   * (`/api`); `req.url` is then `/` ({@link mountRelativeUrl}).
    */
   readonly pathInfo: string;
   /** The raw query including its `?`, or `''`. */
   readonly search: string;
+}
+
+/**
+ * The request target as the mounted app sees it (`req.url`): the path relative to the mount,
+ * `/` when the request named the mount exactly, query kept.
+ */
+export function mountRelativeUrl(match: RouteMatch): string {
+  return (match.pathInfo === '' ? '/' : match.pathInfo) + match.search;
 }
 
 export interface Router {
